@@ -1,0 +1,133 @@
+/* cli.c - parsing `volley send` options; every option is listed in the help. */
+#include "cli.h"
+#include "limits.h"
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char send_help[] =
+"usage: volley send [options] JOB\n"
+"\n"
+"Deliver the message of JOB to every recipient and write one result line per\n"
+"recipient (JSON Lines) to the results file.\n"
+"\n"
+"options:\n"
+"  --relay HOST[:PORT]      send everything through this server (name, IPv4,\n"
+"                           or [IPv6]:PORT); default port 25\n"
+"  --connections N          concurrent SMTP sessions in total (default 100)\n"
+"  --threads N              engine threads, one io_uring ring each\n"
+"                           (default: one per CPU)\n"
+"  --results FILE           results file (default: JOB.results.jsonl)\n"
+"  --force                  replace FILE if it exists (default: refuse)\n"
+"  --max-messages-per-connection N\n"
+"                           transactions per connection before QUIT (default 1000)\n"
+"  --max-recipients N       recipients sharing one transaction (default 100,\n"
+"                           at most 1000)\n"
+"  --helo NAME              name sent with EHLO/HELO (default: this host's name)\n"
+"  --no-pipelining          never pipeline commands, even when offered\n"
+"  --quiet                  no progress line and no summary\n"
+"  -h, --help               this help\n"
+"\n"
+"exit status: 0 the run completed (whatever each recipient's outcome),\n"
+"2 usage or job error, 1 the run could not complete.\n";
+
+/* cli_usage - top-level help. */
+void cli_usage(void *f)
+{
+	fprintf(f,
+	        "usage: volley COMMAND [options]\n"
+	        "\n"
+	        "commands:\n"
+	        "  send [options] JOB   deliver a job (see `volley send --help`)\n"
+	        "\n"
+	        "options:\n"
+	        "  -h, --help           this help\n"
+	        "  --version            print the version\n"
+	        "\n%s", send_help);
+}
+
+/* num - parse an unsigned option value within [lo, hi]. */
+static int num(const char *name, const char *v, unsigned lo, unsigned hi, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long x = strtoul(v, &end, 10);
+	if (!*v || *end || errno || x < lo || x > hi || v[0] == '-') {
+		fprintf(stderr, "volley send: %s: expected a number from %u to %u, got '%s'\n",
+		        name, lo, hi, v);
+		return -1;
+	}
+	*out = (unsigned)x;
+	return 0;
+}
+
+enum { O_RELAY = 256, O_CONN, O_THREADS, O_RESULTS, O_FORCE, O_MAXMSG, O_MAXRCPT, O_HELO,
+       O_QUIET, O_NOPIPE };
+
+static const struct option send_long[] = {
+	{"relay", required_argument, 0, O_RELAY},
+	{"connections", required_argument, 0, O_CONN},
+	{"threads", required_argument, 0, O_THREADS},
+	{"results", required_argument, 0, O_RESULTS},
+	{"force", no_argument, 0, O_FORCE},
+	{"max-messages-per-connection", required_argument, 0, O_MAXMSG},
+	{"max-recipients", required_argument, 0, O_MAXRCPT},
+	{"helo", required_argument, 0, O_HELO},
+	{"quiet", no_argument, 0, O_QUIET},
+	{"no-pipelining", no_argument, 0, O_NOPIPE},
+	{"help", no_argument, 0, 'h'},
+	{0, 0, 0, 0},
+};
+
+/* apply - store one parsed option; -1 on a bad value. */
+static int apply(int c, const char *v, struct send_opts *o)
+{
+	switch (c) {
+	case O_RELAY: o->relay = v; return 0;
+	case O_CONN: return num("--connections", v, 1, ENGINE_MAX_SESSIONS, &o->connections);
+	case O_THREADS: return num("--threads", v, 1, ENGINE_MAX_THREADS, &o->threads);
+	case O_RESULTS: o->results = v; return 0;
+	case O_FORCE: o->force = true; return 0;
+	case O_MAXMSG: return num("--max-messages-per-connection", v, 1, 1000000000u, &o->max_msgs);
+	case O_MAXRCPT: return num("--max-recipients", v, 1, SMTP_MAX_RCPTS, &o->max_rcpts);
+	case O_HELO: o->helo = v; return 0;
+	case O_QUIET: o->quiet = true; return 0;
+	case O_NOPIPE: o->no_pipelining = true; return 0;
+	default: return -1;
+	}
+}
+
+/* cli_send - parse the options of `volley send`. */
+int cli_send(int argc, char **argv, struct send_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->connections = 100;
+	o->max_msgs = 1000;
+	o->max_rcpts = 100;
+	optind = 1;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, ":h", send_long, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(send_help, stdout);
+			return 1;
+		}
+		if (c == '?' || c == ':') {
+			fprintf(stderr, "volley send: %s '%s'\n%s",
+			        c == ':' ? "missing value for" : "unknown option",
+			        argv[optind - 1], "try 'volley send --help'\n");
+			return 2;
+		}
+		if (apply(c, optarg, o) < 0)
+			return 2;
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "volley send: %s\ntry 'volley send --help'\n",
+		        optind >= argc ? "missing JOB" : "more than one JOB given");
+		return 2;
+	}
+	o->job = argv[optind];
+	return 0;
+}

@@ -1,0 +1,28 @@
+/* cli.h - command line: options of `volley send`, help texts. */
+#ifndef VOLLEY_CLI_H
+#define VOLLEY_CLI_H
+#include <stdbool.h>
+
+/* Options of `volley send`. */
+struct send_opts {
+	const char *job;              /* job file */
+	const char *relay;            /* --relay HOST[:PORT], NULL for MX routing */
+	const char *results;          /* --results FILE, NULL for JOB.results.jsonl */
+	const char *helo;             /* --helo NAME, NULL for the host name */
+	unsigned connections;         /* --connections N */
+	unsigned threads;             /* --threads N, 0 for one per CPU */
+	unsigned max_msgs;            /* --max-messages-per-connection N */
+	unsigned max_rcpts;           /* --max-recipients N */
+	bool force;                   /* --force: replace an existing results file */
+	bool quiet;                   /* --quiet */
+	bool no_pipelining;           /* --no-pipelining */
+};
+
+/* cli_send - parse `volley send` arguments (argv[0] is "send").
+ * Returns 0 to run, 1 when help was printed, 2 on a usage error (printed). */
+int cli_send(int argc, char **argv, struct send_opts *o);
+
+/* cli_usage - print the top-level help to f. */
+void cli_usage(void *f);
+
+#endif

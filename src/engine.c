@@ -1,0 +1,680 @@
+/* engine.c - the sending engine: per-thread ring, sessions, and the event loop.
+ *
+ * Each worker thread owns one io_uring ring, a slice of the job mapping, its
+ * sessions and its results buffers; threads share nothing writable but their
+ * stats counters, so the per-message path takes no lock. Every operation's
+ * user_data names the session and the operation; completions are processed in
+ * one loop, all SQEs prepared while handling a batch are submitted together
+ * when the loop goes back to wait. Sessions hold at most one receive and one
+ * send in flight (two sends on one socket could reorder bytes). */
+#include "engine.h"
+#include "clock.h"
+#include "resfile.h"
+#include "ring.h"
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+static atomic_int g_stop;
+
+enum op { OP_CONNECT = 1, OP_RECV, OP_SEND, OP_CLOSE, OP_CANCEL, OP_TIMER, OP_RESWRITE };
+enum phase { PH_IDLE, PH_CONNECTING, PH_OPEN, PH_CLOSING };
+
+#define TICK_MS        250          /* timer period: deadlines and stop checks */
+#define DONTNEED_STEP  (8u << 20)   /* drop consumed job pages from RSS every 8 MiB */
+
+struct worker;
+
+/* One SMTP session: the protocol machine plus its socket and buffers. */
+struct session {
+	struct smtp smtp;            /* protocol state (includes the output queue) */
+	struct worker *w;            /* owner */
+	unsigned idx;                /* index in w->sess */
+	int fd;                      /* socket, -1 when none */
+	enum phase phase;
+	unsigned inflight;           /* ring operations not yet completed */
+	bool recv_armed, send_armed;
+	unsigned taken;              /* recipients taken on this connection */
+	int64_t deadline;            /* ms; 0 = none */
+	int64_t conn_start;          /* ms when the connection attempt began */
+	size_t rlen;                 /* octets in rbuf */
+	struct msghdr mh;            /* for the one in-flight send */
+	struct iovec iov[SMTP_OUT_SEGS];
+	char rbuf[SESSION_RECV_BUF]; /* received bytes not yet parsed */
+};
+
+/* One engine thread. */
+struct worker {
+	const struct engine_config *cfg;
+	struct engine_stats *st;
+	unsigned id;
+	pthread_t th;
+	struct ring ring;
+	struct job_cursor cur;       /* this thread's slice of the recipients */
+	const char *dontneed_from;   /* job pages before this may be dropped */
+	bool exhausted;              /* the slice is fully read */
+	struct session *sess;
+	unsigned nsess;
+	void *smtp_mem;              /* recipient slots and expectation rings */
+	struct resfile rf;
+	bool res_inflight;
+	int64_t now;
+	char err[256];
+	int rc;
+};
+
+/* ud - pack session index and operation into user_data. */
+static inline uint64_t ud(unsigned idx, enum op op)
+{
+	return ((uint64_t)idx << 8) | (uint64_t)op;
+}
+
+/* ---- results ---- */
+
+/* emit - format one result line into the thread's buffer. */
+static void emit(struct worker *w, const struct result *r)
+{
+	char *dst = resfile_space(&w->rf, RESULT_MAX_LINE);
+	resfile_commit(&w->rf, result_format(dst, RESULT_MAX_LINE, r));
+	_Atomic uint64_t *c = r->status == RS_DELIVERED ? &w->st->delivered :
+	                      r->status == RS_BOUNCED ? &w->st->bounced :
+	                      r->status == RS_DEFERRED ? &w->st->deferred : &w->st->failed;
+	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+/* emit_rcpt - result for a recipient that was taken from the job. */
+static void emit_rcpt(struct worker *w, const struct rcpt *rc, enum result_status st, int code,
+                      const char *enh, const char *text, size_t len, int64_t t0, bool server)
+{
+	char addr[ADDR_MAX_MAILBOX + 1];
+	struct result r = {
+		.rcpt = addr, .rcpt_len = rcpt_addr(rc, addr), .line = rc->line, .status = st,
+		.code = code, .enhanced = enh, .reply = text, .reply_len = len,
+		.server = server ? w->cfg->server : NULL, .attempts = 1,
+		.ms = t0 > 0 ? w->now - t0 : -1,
+	};
+	emit(w, &r);
+	atomic_fetch_sub_explicit(&w->st->inflight, 1, memory_order_relaxed);
+}
+
+/* emit_bad - result for a job line that failed to parse. */
+static void emit_bad(struct worker *w, const struct rcpt *rc, const char *why)
+{
+	struct result r = {
+		.rcpt = rc->raw, .rcpt_len = rc->raw_len, .line = rc->line, .status = RS_FAILED,
+		.reply = why, .reply_len = strlen(why), .attempts = 0, .ms = -1,
+	};
+	emit(w, &r);
+}
+
+/* ---- the recipient source ---- */
+
+/* drop_consumed - let the kernel drop job pages we have read past from our RSS. */
+static void drop_consumed(struct worker *w)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)w->dontneed_from + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1);
+	uintptr_t b = (uintptr_t)w->cur.p & ~(uintptr_t)(pg - 1);
+	if (b > a + DONTNEED_STEP) {
+		madvise((void *)a, b - a, MADV_DONTNEED);
+		w->dontneed_from = (const char *)b;
+	}
+}
+
+/* take - next good recipient of the slice; bad lines get their result here. */
+static bool take(struct worker *w, struct rcpt *out)
+{
+	while (!w->exhausted) {
+		const char *why = NULL;
+		int rc = job_next(w->cfg->job, &w->cur, out, &why);
+		if (rc > 0) {
+			atomic_fetch_add_explicit(&w->st->inflight, 1, memory_order_relaxed);
+			return true;
+		}
+		if (rc == 0)
+			w->exhausted = true;
+		else
+			emit_bad(w, out, why ? why : "bad line");
+	}
+	return false;
+}
+
+/* work_left - whether sessions should keep (re)connecting. */
+static bool work_left(const struct worker *w)
+{
+	return !w->exhausted && !atomic_load_explicit(&g_stop, memory_order_relaxed);
+}
+
+/* ---- smtp callbacks ---- */
+
+/* cb_next_txn - fill a transaction from the slice, within max and budget. */
+static unsigned cb_next_txn(void *ctx, struct rcpt *out, unsigned max, size_t budget)
+{
+	struct session *s = ctx;
+	struct worker *w = s->w;
+	unsigned n = 0;
+	size_t used = 0;
+	if (!work_left(w))
+		return 0;
+	/* Take a recipient only while the longest possible RCPT still fits. */
+	while (n < max && used + 12u + ADDR_MAX_MAILBOX <= budget) {
+		if (!take(w, &out[n]))
+			break;
+		used += smtp_rcpt_cost(&out[n]);
+		n++;
+	}
+	s->taken += n;
+	if ((uintptr_t)(w->cur.p - w->dontneed_from) > DONTNEED_STEP)
+		drop_consumed(w);
+	return n;
+}
+
+/* cb_result - a recipient's outcome from the protocol machine. */
+static void cb_result(void *ctx, const struct rcpt *r, enum result_status st, int code,
+                      const char *enh, const char *text, size_t len, int64_t t0)
+{
+	struct session *s = ctx;
+	emit_rcpt(s->w, r, st, code, enh, text, len, t0, true);
+}
+
+/* cb_now - the loop's cached clock. */
+static int64_t cb_now(void *ctx)
+{
+	struct session *s = ctx;
+	return s->w->now;
+}
+
+static const struct smtp_ops session_ops = { cb_next_txn, cb_result, cb_now };
+
+/* ---- session I/O ---- */
+
+static void session_close(struct session *s);
+
+/* step_timeout - deadline for the reply the session waits for. */
+static int64_t step_timeout(const struct session *s)
+{
+	const struct engine_timeouts *to = &s->w->cfg->to;
+	switch (smtp_expecting(&s->smtp)) {
+	case CMD_GREETING: return to->greeting;
+	case CMD_DATA: return to->data;
+	case CMD_DOT: case CMD_DOT_EMPTY: return to->dot;
+	default: return to->command;
+	}
+}
+
+/* arm_recv - keep one receive in flight. */
+static void arm_recv(struct session *s)
+{
+	if (s->recv_armed || s->phase != PH_OPEN)
+		return;
+	struct io_uring_sqe *sqe = ring_sqe(&s->w->ring);
+	io_uring_prep_recv(sqe, s->fd, s->rbuf + s->rlen, sizeof s->rbuf - s->rlen, 0);
+	io_uring_sqe_set_data64(sqe, ud(s->idx, OP_RECV));
+	s->recv_armed = true;
+	s->inflight++;
+}
+
+/* arm_send - send queued output when no send is in flight. */
+static void arm_send(struct session *s)
+{
+	if (s->send_armed || s->phase != PH_OPEN || s->smtp.out.pending == 0)
+		return;
+	memset(&s->mh, 0, sizeof s->mh);
+	s->mh.msg_iov = s->iov;
+	s->mh.msg_iovlen = smtp_out_iov(&s->smtp.out, s->iov, SMTP_OUT_SEGS);
+	struct io_uring_sqe *sqe = ring_sqe(&s->w->ring);
+	io_uring_prep_sendmsg(sqe, s->fd, &s->mh, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud(s->idx, OP_SEND));
+	s->send_armed = true;
+	s->inflight++;
+}
+
+/* fail_batch - a connection that never carried a transaction failed: give one
+ * transaction's worth of recipients its outcome, so a dead server cannot stall the run. */
+static void fail_batch(struct session *s)
+{
+	struct worker *w = s->w;
+	struct rcpt r;
+	const struct smtp *m = &s->smtp;
+	for (unsigned i = 0; i < w->cfg->smtp.max_rcpts && work_left(w) && take(w, &r); i++)
+		emit_rcpt(w, &r, m->fail_status, m->fail_code, m->fail_enh[0] ? m->fail_enh : NULL,
+		          m->err, strlen(m->err), s->conn_start, true);
+}
+
+/* session_fail - local failure (I/O error, timeout): report and close. */
+static void session_fail(struct session *s, const char *fmt, const char *detail)
+{
+	char why[256];
+	snprintf(why, sizeof why, fmt, detail);
+	smtp_abort(&s->smtp, RS_DEFERRED, why);
+	session_close(s);
+}
+
+/* pump - after any event: send what is queued, finish idle sessions, set the deadline. */
+static void pump(struct session *s)
+{
+	struct smtp *m = &s->smtp;
+	if (s->phase != PH_OPEN)
+		return;
+	if (m->state == SS_READY && m->idle) {
+		if (work_left(s->w))
+			smtp_kick(m);
+		else
+			smtp_finish(m);
+	}
+	if (m->state == SS_DONE || m->state == SS_FAILED) {
+		session_close(s);
+		return;
+	}
+	arm_send(s);
+	arm_recv(s);
+	s->deadline = s->w->now + step_timeout(s);
+}
+
+/* session_connect - start a connection if there is work. */
+static void session_connect(struct session *s)
+{
+	struct worker *w = s->w;
+	const struct engine_config *cfg = w->cfg;
+	if (!work_left(w))
+		return;
+	s->fd = socket(cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	s->conn_start = w->now;
+	s->taken = 0;
+	s->rlen = 0;
+	atomic_fetch_add_explicit(&w->st->connections, 1, memory_order_relaxed);
+	smtp_start(&s->smtp);
+	if (s->fd < 0) {
+		s->phase = PH_OPEN; /* so that session_fail's close path runs */
+		session_fail(s, "socket: %s", strerror(errno));
+		return;
+	}
+	int one = 1;
+	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+	io_uring_prep_connect(sqe, s->fd, (const struct sockaddr *)&cfg->addr, cfg->addr_len);
+	io_uring_sqe_set_data64(sqe, ud(s->idx, OP_CONNECT));
+	s->inflight++;
+	s->phase = PH_CONNECTING;
+	s->deadline = w->now + cfg->to.connect;
+}
+
+/* session_close - cancel what is in flight, then close the socket. */
+static void session_close(struct session *s)
+{
+	struct worker *w = s->w;
+	if (s->phase == PH_CLOSING || s->phase == PH_IDLE)
+		return;
+	if (s->taken == 0 && s->smtp.state == SS_FAILED)
+		fail_batch(s);
+	s->phase = PH_CLOSING;
+	s->deadline = 0;
+	if (s->fd < 0) {
+		s->phase = PH_IDLE;
+		return;
+	}
+	if (s->inflight > 0) {
+		struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+		io_uring_prep_cancel_fd(sqe, s->fd, IORING_ASYNC_CANCEL_ALL);
+		io_uring_sqe_set_data64(sqe, ud(s->idx, OP_CANCEL));
+		return;
+	}
+	struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+	io_uring_prep_close(sqe, s->fd);
+	io_uring_sqe_set_data64(sqe, ud(s->idx, OP_CLOSE));
+	s->fd = -1;
+	s->inflight++;
+}
+
+/* settle - an operation of a closing session completed: close, then reconnect. */
+static void settle(struct session *s)
+{
+	if (s->phase != PH_CLOSING || s->inflight > 0)
+		return;
+	if (s->fd >= 0) {
+		struct io_uring_sqe *sqe = ring_sqe(&s->w->ring);
+		io_uring_prep_close(sqe, s->fd);
+		io_uring_sqe_set_data64(sqe, ud(s->idx, OP_CLOSE));
+		s->fd = -1;
+		s->inflight++;
+		return;
+	}
+	s->phase = PH_IDLE;
+	session_connect(s);
+}
+
+/* on_connect - the TCP connection is up, or failed. */
+static void on_connect(struct session *s, int res)
+{
+	if (s->phase != PH_CONNECTING)
+		return;
+	s->phase = PH_OPEN;
+	if (res < 0) {
+		char what[160];
+		snprintf(what, sizeof what, "connect to %s: %%s", s->w->cfg->server);
+		session_fail(s, what, strerror(-res));
+		return;
+	}
+	pump(s);
+}
+
+/* on_recv - bytes arrived (or the peer closed). */
+static void on_recv(struct session *s, int res)
+{
+	s->recv_armed = false;
+	if (s->phase != PH_OPEN)
+		return;
+	if (res <= 0) {
+		if (s->smtp.state == SS_QUIT || s->smtp.state == SS_DONE) {
+			s->smtp.state = SS_DONE;
+			session_close(s);
+		} else if (res == 0) {
+			session_fail(s, "connection closed by %s", s->w->cfg->server);
+		} else {
+			session_fail(s, "receive failed: %s", strerror(-res));
+		}
+		return;
+	}
+	s->rlen += (size_t)res;
+	size_t used = smtp_input(&s->smtp, s->rbuf, s->rlen);
+	memmove(s->rbuf, s->rbuf + used, s->rlen - used);
+	s->rlen -= used;
+	pump(s);
+}
+
+/* on_send - a send finished (possibly short). */
+static void on_send(struct session *s, int res)
+{
+	s->send_armed = false;
+	if (s->phase != PH_OPEN)
+		return;
+	if (res < 0) {
+		session_fail(s, "send failed: %s", strerror(-res));
+		return;
+	}
+	smtp_out_consume(&s->smtp.out, (size_t)res);
+	pump(s);
+}
+
+/* ---- the loop ---- */
+
+/* arm_timer - the periodic tick for deadlines and stop requests. */
+static void arm_timer(struct worker *w)
+{
+	static struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = TICK_MS * 1000000L };
+	struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+	io_uring_prep_timeout(sqe, &ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, ud(0, OP_TIMER));
+}
+
+/* on_tick - expire deadlines; wind down when asked to stop. */
+static void on_tick(struct worker *w)
+{
+	for (unsigned i = 0; i < w->nsess; i++) {
+		struct session *s = &w->sess[i];
+		if (s->phase == PH_IDLE || s->deadline == 0 || s->deadline > w->now)
+			continue;
+		if (s->phase == PH_CONNECTING) {
+			s->phase = PH_OPEN;
+			session_fail(s, "connect to %s: timed out", w->cfg->server);
+		} else if (s->phase == PH_OPEN) {
+			session_fail(s, "timed out waiting for the server (%s)", w->cfg->server);
+		}
+	}
+	for (unsigned i = 0; i < w->nsess; i++) {
+		if (w->sess[i].phase == PH_IDLE)
+			session_connect(&w->sess[i]);
+		else
+			pump(&w->sess[i]);
+	}
+	atomic_store_explicit(&w->st->sync_writes, w->rf.sync_writes, memory_order_relaxed);
+	arm_timer(w);
+}
+
+/* flush_results - start a results write when none is in flight. */
+static void flush_results(struct worker *w, bool partial)
+{
+	const char *p;
+	size_t len;
+	if (w->res_inflight || !resfile_next(&w->rf, partial, &p, &len))
+		return;
+	struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+	io_uring_prep_write(sqe, w->rf.fd, p, (unsigned)len, (uint64_t)-1);
+	io_uring_sqe_set_data64(sqe, ud(0, OP_RESWRITE));
+	w->res_inflight = true;
+}
+
+/* dispatch - route one completion. */
+static void dispatch(struct worker *w, uint64_t data, int res)
+{
+	enum op op = (enum op)(data & 0xff);
+	unsigned idx = (unsigned)(data >> 8);
+	struct session *s = idx < w->nsess ? &w->sess[idx] : NULL;
+	switch (op) {
+	case OP_TIMER:
+		on_tick(w);
+		return;
+	case OP_RESWRITE:
+		w->res_inflight = false;
+		resfile_done(&w->rf, res);
+		return;
+	case OP_CANCEL:
+		return;
+	default:
+		break;
+	}
+	if (!s)
+		return;
+	s->inflight--;
+	switch (op) {
+	case OP_CONNECT: on_connect(s, res); break;
+	case OP_RECV: on_recv(s, res); break;
+	case OP_SEND: on_send(s, res); break;
+	default: break;
+	}
+	settle(s);
+}
+
+/* all_idle - every session is idle. */
+static bool all_idle(const struct worker *w)
+{
+	for (unsigned i = 0; i < w->nsess; i++)
+		if (w->sess[i].phase != PH_IDLE)
+			return false;
+	return true;
+}
+
+/* interrupted_rest - after a stop, every recipient never taken gets its line. */
+static void interrupted_rest(struct worker *w)
+{
+	static const char why[] = "not attempted: the run was interrupted";
+	struct rcpt r;
+	while (!w->exhausted) {
+		const char *bad = NULL;
+		int rc = job_next(w->cfg->job, &w->cur, &r, &bad);
+		if (rc == 0)
+			w->exhausted = true;
+		else if (rc < 0)
+			emit_bad(w, &r, bad ? bad : "bad line");
+		else {
+			char addr[ADDR_MAX_MAILBOX + 1];
+			struct result res = { .rcpt = addr, .rcpt_len = rcpt_addr(&r, addr),
+				.line = r.line, .status = RS_DEFERRED, .reply = why,
+				.reply_len = sizeof why - 1, .attempts = 0, .ms = -1 };
+			emit(w, &res);
+		}
+	}
+}
+
+/* loop - run until the slice is done and every session is closed. */
+static void loop(struct worker *w)
+{
+	arm_timer(w);
+	w->now = clock_ms();
+	for (unsigned i = 0; i < w->nsess; i++)
+		session_connect(&w->sess[i]);
+	for (;;) {
+		bool done = all_idle(w) && !work_left(w);
+		flush_results(w, true);
+		if (done && !w->res_inflight)
+			break;
+		int rc = io_uring_submit_and_wait(&w->ring.u, 1);
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+			snprintf(w->err, sizeof w->err, "io_uring_submit_and_wait: %s", strerror(-rc));
+			w->rc = -1;
+			break;
+		}
+		w->now = clock_ms();
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(&w->ring.u, head, cqe) {
+			dispatch(w, io_uring_cqe_get_data64(cqe), cqe->res);
+			n++;
+		}
+		io_uring_cq_advance(&w->ring.u, n);
+		flush_results(w, false);
+	}
+}
+
+/* ---- threads ---- */
+
+/* worker_setup - allocate sessions and buffers, create the ring (on this thread). */
+static int worker_setup(struct worker *w)
+{
+	const struct engine_config *cfg = w->cfg;
+	size_t per = smtp_mem(&cfg->smtp);
+	per = (per + 63) & ~(size_t)63;
+	w->sess = calloc(w->nsess ? w->nsess : 1, sizeof *w->sess);
+	w->smtp_mem = calloc(w->nsess ? w->nsess : 1, per);
+	if (!w->sess || !w->smtp_mem || resfile_init(&w->rf, cfg->results_fd) < 0) {
+		snprintf(w->err, sizeof w->err, "out of memory for %u sessions", w->nsess);
+		return -1;
+	}
+	for (unsigned i = 0; i < w->nsess; i++) {
+		struct session *s = &w->sess[i];
+		s->w = w;
+		s->idx = i;
+		s->fd = -1;
+		smtp_init(&s->smtp, &cfg->smtp, &session_ops, s, (char *)w->smtp_mem + i * per);
+	}
+	unsigned sq = 256;
+	while (sq < 2 * w->nsess + 16 && sq < 4096)
+		sq <<= 1;
+	unsigned cq = 4 * (w->nsess + 16);
+	if (cq < 2 * sq)
+		cq = 2 * sq;
+	if (ring_init(&w->ring, sq, cq, w->err, sizeof w->err) < 0)
+		return -1;
+	snprintf(w->st->ring_mode, sizeof w->st->ring_mode, "%s", ring_mode(&w->ring));
+	return 0;
+}
+
+/* worker_main - thread body. */
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	if (worker_setup(w) == 0) {
+		loop(w);
+		ring_exit(&w->ring);
+	} else {
+		w->rc = -1;
+	}
+	if (!w->rf.buf[RES_NBUF - 1])
+		return NULL;
+	interrupted_rest(w);
+	if (resfile_drain(&w->rf) < 0 && w->rc == 0) {
+		snprintf(w->err, sizeof w->err, "writing results: %s", strerror(w->rf.error));
+		w->rc = -1;
+	}
+	atomic_store_explicit(&w->st->sync_writes, w->rf.sync_writes, memory_order_relaxed);
+	return NULL;
+}
+
+/* worker_free - release a worker's memory. */
+static void worker_free(struct worker *w)
+{
+	resfile_free(&w->rf);
+	free(w->sess);
+	free(w->smtp_mem);
+}
+
+/* join_for - wait up to ms for a thread to end; ETIMEDOUT if it is still running. */
+static int join_for(pthread_t th, long ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ms * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	return pthread_timedjoin_np(th, NULL, &ts);
+}
+
+/* engine_run - split the job, run the threads, wait for them, calling tick meanwhile. */
+int engine_run(const struct engine_config *cfg, struct engine_stats *stats,
+               void (*tick)(void *), void *arg, char *err, size_t errlen)
+{
+	unsigned n = cfg->threads;
+	struct worker *w = calloc(n, sizeof *w);
+	struct job_cursor *cur = calloc(n, sizeof *cur);
+	int rc = 0;
+	if (!w || !cur) {
+		snprintf(err, errlen, "out of memory");
+		free(w);
+		free(cur);
+		return -1;
+	}
+	job_slices(cfg->job, n, cur);
+	for (unsigned i = 0; i < n; i++) {
+		w[i].cfg = cfg;
+		w[i].st = &stats[i];
+		w[i].id = i;
+		w[i].cur = cur[i];
+		w[i].dontneed_from = cur[i].p;
+		w[i].nsess = cfg->connections / n + (i < cfg->connections % n ? 1 : 0);
+		w[i].rf.inflight = -1;
+		if (pthread_create(&w[i].th, NULL, worker_main, &w[i]) != 0) {
+			snprintf(err, errlen, "cannot start thread %u", i);
+			engine_stop();
+			n = i;
+			rc = -1;
+			break;
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		while (tick && join_for(w[i].th, 100) == ETIMEDOUT)
+			tick(arg);
+		if (!tick)
+			pthread_join(w[i].th, NULL);
+		if (w[i].rc != 0 && rc == 0) {
+			snprintf(err, errlen, "thread %u: %s", i, w[i].err);
+			rc = -1;
+		}
+		worker_free(&w[i]);
+	}
+	free(w);
+	free(cur);
+	return rc;
+}
+
+/* engine_stop - request a stop (async-signal-safe). */
+void engine_stop(void)
+{
+	atomic_store(&g_stop, 1);
+}
+
+/* engine_stopping - whether a stop was requested. */
+bool engine_stopping(void)
+{
+	return atomic_load(&g_stop) != 0;
+}

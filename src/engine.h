@@ -1,0 +1,52 @@
+/* engine.h - the per-core sending engine: one thread, one ring, many SMTP sessions. */
+#ifndef VOLLEY_ENGINE_H
+#define VOLLEY_ENGINE_H
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include "job.h"
+#include "message.h"
+#include "smtp.h"
+
+/* Step deadlines in milliseconds (RFC 5321 4.5.3.2 defaults). */
+struct engine_timeouts {
+	int64_t connect, greeting, command, data, block, dot;
+};
+
+/* Counters one thread publishes for progress and the summary (relaxed atomics). */
+struct engine_stats {
+	_Atomic uint64_t delivered, bounced, deferred, failed;
+	_Atomic uint64_t txns;         /* transactions whose content was queued */
+	_Atomic uint64_t connections;  /* connection attempts */
+	_Atomic uint64_t inflight;     /* recipients taken but without a result */
+	_Atomic uint64_t sync_writes;  /* results writes that had to block */
+	char ring_mode[40];            /* which io_uring setup the thread got */
+};
+
+/* Everything the threads share, read-only once they start. */
+struct engine_config {
+	const struct job *job;
+	struct smtp_config smtp;               /* per-session protocol settings */
+	struct sockaddr_storage addr;          /* relay address */
+	socklen_t addr_len;
+	char server[80];                       /* "ip:port" for results */
+	unsigned threads;                      /* worker threads */
+	unsigned connections;                  /* sessions in total */
+	int results_fd;                        /* O_APPEND results file */
+	struct engine_timeouts to;
+};
+
+/* engine_run - run every thread to completion; stats must hold cfg->threads entries.
+ * tick(arg), when given, is called about every 100 ms from the calling thread.
+ * Returns 0, or -1 with err set when the run could not complete. */
+int engine_run(const struct engine_config *cfg, struct engine_stats *stats,
+               void (*tick)(void *), void *arg, char *err, size_t errlen);
+
+/* engine_stop - ask all threads to stop taking new recipients (signal-safe). */
+void engine_stop(void);
+
+/* engine_stopping - whether a stop was requested. */
+bool engine_stopping(void);
+
+#endif

@@ -1,0 +1,215 @@
+/* main.c - volley's entry point: `volley send` sets up the run and hands it to the engine. */
+#include "addr.h"
+#include "cli.h"
+#include "clock.h"
+#include "dest.h"
+#include "engine.h"
+#include "job.h"
+#include "message.h"
+#include "stats.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define VOLLEY_VERSION "0.1.0"
+
+static volatile sig_atomic_t g_signals;
+
+/* on_signal - first SIGINT/SIGTERM: stop taking recipients; second SIGINT: exit now. */
+static void on_signal(int sig)
+{
+	if (g_signals++ > 0 && sig == SIGINT)
+		_exit(130);
+	engine_stop();
+}
+
+/* install_signals - SIGINT/SIGTERM handlers; SIGPIPE ignored (sends use MSG_NOSIGNAL too). */
+static void install_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* helo_ok - a name safe to put after EHLO: LDH labels and dots, or an address literal. */
+static bool helo_ok(const char *h)
+{
+	size_t n = strlen(h);
+	if (n == 0 || n > 255)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = h[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		          c == '-' || c == '.' || c == '[' || c == ']' || c == ':';
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* pick_helo - --helo, else this host's name, else "localhost". */
+static int pick_helo(const char *given, char *out, size_t len)
+{
+	if (given) {
+		if (!helo_ok(given)) {
+			fprintf(stderr, "volley send: --helo '%s': not a host name or address literal\n",
+			        given);
+			return -1;
+		}
+		snprintf(out, len, "%s", given);
+		return 0;
+	}
+	if (gethostname(out, len) != 0 || !helo_ok(out))
+		snprintf(out, len, "localhost");
+	return 0;
+}
+
+/* open_results - create the results file; refuse to clobber unless forced. */
+static int open_results(const char *path, bool force)
+{
+	if (force && unlink(path) != 0 && errno != ENOENT) {
+		fprintf(stderr, "volley send: cannot replace %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0 && errno == EEXIST)
+		fprintf(stderr, "volley send: results file %s exists; use --force to replace it\n",
+		        path);
+	else if (fd < 0)
+		fprintf(stderr, "volley send: cannot create %s: %s\n", path, strerror(errno));
+	return fd;
+}
+
+/* count_lines - recipients estimate for the progress line (newlines in the body). */
+static uint64_t count_lines(const struct job *j)
+{
+	uint64_t n = 0;
+	const char *p = j->map + j->body_off, *end = j->map + j->size;
+	while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		n++;
+		p++;
+	}
+	return n;
+}
+
+/* Everything one `volley send` run holds. */
+struct run {
+	struct send_opts o;
+	struct job job;
+	struct message msg;
+	struct engine_config cfg;
+	char helo[256];
+	char results[4200];
+};
+
+/* prepare - job, message, relay, results file: every check before anything is sent. */
+static int prepare(struct run *r)
+{
+	char err[4400];
+	if (job_open(&r->job, r->o.job, err, sizeof err) < 0 ||
+	    message_load(&r->msg, r->job.message_path, err, sizeof err) < 0) {
+		fprintf(stderr, "volley send: %s\n", err);
+		return 2;
+	}
+	if (!r->o.relay) {
+		fprintf(stderr, "volley send: MX routing is not available yet; give --relay HOST[:PORT]\n");
+		return 2;
+	}
+	struct engine_config *c = &r->cfg;
+	if (dest_relay(r->o.relay, 25, &c->addr, &c->addr_len, c->server, sizeof c->server,
+	               err, sizeof err) < 0) {
+		fprintf(stderr, "volley send: %s\n", err);
+		return 2;
+	}
+	if (pick_helo(r->o.helo, r->helo, sizeof r->helo) < 0)
+		return 2;
+	if (r->o.results)
+		snprintf(r->results, sizeof r->results, "%s", r->o.results);
+	else
+		snprintf(r->results, sizeof r->results, "%s.results.jsonl", r->o.job);
+	c->results_fd = open_results(r->results, r->o.force);
+	return c->results_fd < 0 ? 2 : 0;
+}
+
+/* configure - fill the engine configuration from the options. */
+static void configure(struct run *r)
+{
+	struct engine_config *c = &r->cfg;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	c->job = &r->job;
+	c->smtp = (struct smtp_config){
+		.helo = r->helo, .from = r->job.from, .from_flags = r->job.from_flags,
+		.msg = &r->msg, .max_rcpts = r->o.max_rcpts, .max_msgs = r->o.max_msgs,
+		.no_pipelining = r->o.no_pipelining,
+	};
+	c->connections = r->o.connections;
+	c->threads = r->o.threads ? r->o.threads : (cpus > 0 ? (unsigned)cpus : 1);
+	if (c->threads > c->connections)
+		c->threads = c->connections;
+	c->to = (struct engine_timeouts){ .connect = 30000, .greeting = 300000,
+		.command = 300000, .data = 120000, .block = 180000, .dot = 600000 };
+}
+
+/* cmd_send - `volley send`. */
+static int cmd_send(int argc, char **argv)
+{
+	static struct run r;
+	int rc = cli_send(argc, argv, &r.o);
+	if (rc != 0)
+		return rc == 1 ? 0 : 2;
+	if ((rc = prepare(&r)) != 0)
+		return rc;
+	configure(&r);
+	install_signals();
+	struct engine_stats *st = calloc(r.cfg.threads, sizeof *st);
+	struct progress p = { .st = st, .threads = r.cfg.threads, .t0 = clock_ms_precise(),
+		.live = !r.o.quiet && isatty(2) };
+	if (!st)
+		return 1;
+	p.last = p.t0;
+	if (p.live)
+		p.total = count_lines(&r.job);
+	char err[512];
+	rc = engine_run(&r.cfg, st, stats_tick, &p, err, sizeof err);
+	if (fsync(r.cfg.results_fd) != 0 && errno != EINVAL)
+		fprintf(stderr, "volley send: fsync %s: %s\n", r.results, strerror(errno));
+	close(r.cfg.results_fd);
+	if (!r.o.quiet)
+		stats_summary(&p, stdout, r.results);
+	if (rc != 0)
+		fprintf(stderr, "volley send: %s\n", err);
+	free(st);
+	message_free(&r.msg);
+	job_close(&r.job);
+	return rc == 0 ? 0 : 1;
+}
+
+/* main - dispatch the command. */
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		cli_usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		cli_usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("volley %s\n", VOLLEY_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "send"))
+		return cmd_send(argc - 1, argv + 1);
+	fprintf(stderr, "volley: unknown command '%s'\ntry 'volley --help'\n", argv[1]);
+	return 2;
+}

@@ -1,0 +1,50 @@
+/* resfile.h - a thread's results buffers: lines accumulate, full buffers are written in order. */
+#ifndef VOLLEY_RESFILE_H
+#define VOLLEY_RESFILE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RES_NBUF   4u              /* buffers per thread */
+#define RES_BUFSZ  (256u * 1024u)  /* octets per buffer */
+
+/* Per-thread results writer state. The engine moves the bytes (a ring WRITE). */
+struct resfile {
+	int fd;                        /* results file, O_APPEND */
+	char *buf[RES_NBUF];           /* buffers */
+	size_t len[RES_NBUF];          /* octets used in each */
+	uint8_t queue[RES_NBUF];       /* filled buffers waiting, oldest first */
+	unsigned nqueue;               /* entries in queue */
+	int cur;                       /* buffer being filled */
+	int inflight;                  /* buffer being written, or -1 */
+	size_t inflight_off;           /* octets of it already written */
+	uint64_t sync_writes;          /* times all buffers were busy and we wrote directly */
+	int error;                     /* first write error (errno), 0 if none */
+};
+
+/* resfile_init - allocate buffers for fd. Returns 0 or -1. */
+int resfile_init(struct resfile *rf, int fd);
+
+/* resfile_free - release buffers. */
+void resfile_free(struct resfile *rf);
+
+/* resfile_space - room for at least need octets at the tail; may rotate buffers. */
+char *resfile_space(struct resfile *rf, size_t need);
+
+/* resfile_commit - n octets were written at the pointer resfile_space returned. */
+void resfile_commit(struct resfile *rf, size_t n);
+
+/* resfile_next - the next bytes to write when no write is in flight; false if none.
+ * flush_partial also hands out the buffer being filled. */
+bool resfile_next(struct resfile *rf, bool flush_partial, const char **p, size_t *len);
+
+/* resfile_done - the in-flight write finished with result res (bytes or -errno). */
+void resfile_done(struct resfile *rf, long res);
+
+/* resfile_idle - nothing buffered and nothing in flight. */
+bool resfile_idle(const struct resfile *rf);
+
+/* resfile_drain - write everything synchronously (shutdown path). Returns 0 or -1. */
+int resfile_drain(struct resfile *rf);
+
+#endif

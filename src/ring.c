@@ -1,0 +1,93 @@
+/* ring.c - io_uring setup: SINGLE_ISSUER+DEFER_TASKRUN where the kernel has them, clean fallbacks. */
+#include "ring.h"
+#include <stdio.h>
+#include <string.h>
+
+/* required_ops - opcodes the engine cannot run without. */
+static const struct { int op; const char *name; } required_ops[] = {
+	{IORING_OP_CONNECT, "CONNECT"}, {IORING_OP_RECV, "RECV"},
+	{IORING_OP_SENDMSG, "SENDMSG"}, {IORING_OP_WRITE, "WRITE"},
+	{IORING_OP_TIMEOUT, "TIMEOUT"}, {IORING_OP_CLOSE, "CLOSE"},
+	{IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
+};
+
+/* probe_ops - check the kernel supports every required opcode. */
+static int probe_ops(struct ring *r, char *err, size_t errlen)
+{
+	struct io_uring_probe *p = io_uring_get_probe_ring(&r->u);
+	if (!p) {
+		snprintf(err, errlen, "io_uring: cannot probe opcodes (kernel too old?)");
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof required_ops / sizeof required_ops[0]; i++) {
+		if (!io_uring_opcode_supported(p, required_ops[i].op)) {
+			snprintf(err, errlen, "io_uring: kernel lacks opcode %s (need Linux 5.19 or newer)",
+			         required_ops[i].name);
+			io_uring_free_probe(p);
+			return -1;
+		}
+	}
+	io_uring_free_probe(p);
+	return 0;
+}
+
+/* ring_init - try flag sets from best to plainest. */
+int ring_init(struct ring *r, unsigned sq_entries, unsigned cq_entries, char *err, size_t errlen)
+{
+	static const unsigned tries[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+		IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+		IORING_SETUP_SUBMIT_ALL,
+		0,
+	};
+	int rc = -1;
+	memset(r, 0, sizeof *r);
+	for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+		struct io_uring_params p;
+		memset(&p, 0, sizeof p);
+		p.flags = tries[i] | IORING_SETUP_CQSIZE;
+		p.cq_entries = cq_entries;
+		rc = io_uring_queue_init_params(sq_entries, &r->u, &p);
+		if (rc == 0) {
+			r->setup_flags = tries[i];
+			r->defer_taskrun = (tries[i] & IORING_SETUP_DEFER_TASKRUN) != 0;
+			if (!(p.features & IORING_FEAT_NODROP)) {
+				snprintf(err, errlen, "io_uring: kernel lacks IORING_FEAT_NODROP (need 5.5+)");
+				io_uring_queue_exit(&r->u);
+				return -1;
+			}
+			return probe_ops(r, err, errlen) == 0 ? 0 : (io_uring_queue_exit(&r->u), -1);
+		}
+		if (rc != -EINVAL)
+			break;
+	}
+	snprintf(err, errlen, "io_uring_setup: %s", strerror(-rc));
+	return -1;
+}
+
+/* ring_sqe - never NULL: flush the SQ when it is full. */
+struct io_uring_sqe *ring_sqe(struct ring *r)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->u);
+	while (!sqe) {
+		io_uring_submit(&r->u);
+		sqe = io_uring_get_sqe(&r->u);
+	}
+	return sqe;
+}
+
+/* ring_mode - which flag set won. */
+const char *ring_mode(const struct ring *r)
+{
+	if (r->setup_flags & IORING_SETUP_DEFER_TASKRUN)
+		return "single-issuer+defer-taskrun";
+	if (r->setup_flags & IORING_SETUP_COOP_TASKRUN)
+		return "coop-taskrun";
+	return "plain";
+}
+
+/* ring_exit - tear down the ring. */
+void ring_exit(struct ring *r)
+{
+	io_uring_queue_exit(&r->u);
+}

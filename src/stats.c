@@ -1,0 +1,70 @@
+/* stats.c - progress line on stderr (terminals only) and the end-of-run summary. */
+#include "stats.h"
+#include "clock.h"
+
+/* stats_sum - add up every thread's counters. */
+void stats_sum(const struct progress *p, struct totals *t)
+{
+	*t = (struct totals){0};
+	for (unsigned i = 0; i < p->threads; i++) {
+		const struct engine_stats *s = &p->st[i];
+		t->delivered += atomic_load_explicit(&s->delivered, memory_order_relaxed);
+		t->bounced += atomic_load_explicit(&s->bounced, memory_order_relaxed);
+		t->deferred += atomic_load_explicit(&s->deferred, memory_order_relaxed);
+		t->failed += atomic_load_explicit(&s->failed, memory_order_relaxed);
+		t->inflight += atomic_load_explicit(&s->inflight, memory_order_relaxed);
+		t->connections += atomic_load_explicit(&s->connections, memory_order_relaxed);
+		t->sync_writes += atomic_load_explicit(&s->sync_writes, memory_order_relaxed);
+	}
+}
+
+/* done_of - recipients with a result. */
+static uint64_t done_of(const struct totals *t)
+{
+	return t->delivered + t->bounced + t->deferred + t->failed;
+}
+
+/* stats_tick - one live line per second on stderr. */
+void stats_tick(void *arg)
+{
+	struct progress *p = arg;
+	int64_t now = clock_ms_precise();
+	if (!p->live || now - p->last < 1000)
+		return;
+	p->last = now;
+	struct totals t;
+	stats_sum(p, &t);
+	uint64_t done = done_of(&t);
+	double secs = (double)(now - p->t0) / 1000.0;
+	double rate = secs > 0 ? (double)done / secs : 0;
+	char left[32] = "?";
+	if (p->total > done && rate > 0)
+		snprintf(left, sizeof left, "%.0fs", (double)(p->total - done) / rate);
+	else if (p->total && done >= p->total)
+		snprintf(left, sizeof left, "0s");
+	fprintf(stderr, "\r\033[Ksent %llu  delivered %llu  bounced %llu  deferred %llu  "
+	        "failed %llu  in flight %llu  %.0f msgs/s  left ~%s",
+	        (unsigned long long)done, (unsigned long long)t.delivered,
+	        (unsigned long long)t.bounced, (unsigned long long)t.deferred,
+	        (unsigned long long)t.failed, (unsigned long long)t.inflight, rate, left);
+	fflush(stderr);
+}
+
+/* stats_summary - the final counts, time and rate. */
+void stats_summary(const struct progress *p, FILE *f, const char *results_path)
+{
+	struct totals t;
+	stats_sum(p, &t);
+	uint64_t done = done_of(&t);
+	double secs = (double)(clock_ms_precise() - p->t0) / 1000.0;
+	if (p->live)
+		fputs("\r\033[K", stderr);
+	fprintf(f, "volley: %llu recipients in %.2f s, %.0f msgs/s: delivered %llu, bounced %llu, "
+	        "deferred %llu, failed %llu\n", (unsigned long long)done, secs,
+	        secs > 0 ? (double)done / secs : 0.0, (unsigned long long)t.delivered,
+	        (unsigned long long)t.bounced, (unsigned long long)t.deferred,
+	        (unsigned long long)t.failed);
+	fprintf(f, "volley: %llu connections, %u threads (%s)\n",
+	        (unsigned long long)t.connections, p->threads, p->st[0].ring_mode);
+	fprintf(f, "volley: results in %s\n", results_path);
+}
