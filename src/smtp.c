@@ -423,11 +423,6 @@ static void start_work(struct smtp *s)
 			send_quit(s);
 			return;
 		}
-		if (s->need_rset) {
-			s->need_rset = false;
-			if (send_simple(s, "RSET\r\n", CMD_RSET, 0) < 0 || !s->pipelining)
-				return;
-		}
 		int ti = free_slot(s);
 		if (ti < 0)
 			return;
@@ -446,6 +441,17 @@ static void start_work(struct smtp *s)
 		if (local_checks(s, t, &utf8) == 0) {
 			txn_end(t);
 			continue;
+		}
+		if (s->need_rset) {
+			/* The last transaction ended abnormally: reset before MAIL. */
+			s->need_rset = false;
+			if (send_simple(s, "RSET\r\n", CMD_RSET, (unsigned)ti) < 0)
+				return;
+			if (!s->pipelining) {
+				s->waiting_txn = ti + 1;
+				s->waiting_utf8 = utf8;
+				return;
+			}
 		}
 		queue_txn(s, (unsigned)ti, utf8);
 		return;
@@ -610,8 +616,10 @@ static void on_reply(struct smtp *s, const struct reply *r)
 	case CMD_RSET:
 		if (r->code / 100 != 2) {
 			fail_reply(s, r);
-		} else if (!s->pipelining) {
-			start_work(s);
+		} else if (s->waiting_txn) {
+			unsigned ti = (unsigned)s->waiting_txn - 1;
+			s->waiting_txn = 0;
+			queue_txn(s, ti, s->waiting_utf8);
 		}
 		break;
 	case CMD_QUIT:
@@ -628,6 +636,7 @@ void smtp_start(struct smtp *s)
 	s->size_max = 0;
 	s->pipelining = false;
 	s->need_rset = false;
+	s->waiting_txn = 0;
 	s->idle = false;
 	s->msgs = 0;
 	s->qhead = s->qlen = 0;

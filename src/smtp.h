@@ -109,6 +109,8 @@ struct smtp {
 	uint64_t size_max;           /* SIZE limit advertised, 0 if none */
 	bool pipelining;             /* pipelining in use on this connection */
 	bool need_rset;              /* a transaction ended abnormally: RSET first */
+	int waiting_txn;             /* lockstep: slot+1 of a transaction waiting for RSET's reply */
+	bool waiting_utf8;           /* ... and whether its MAIL needs SMTPUTF8 */
 	bool idle;                   /* ready, waiting for work (ops->next_txn gave 0) */
 	unsigned msgs;               /* transactions started on this connection */
 	unsigned delivered_txns;     /* transactions that ended with a reply to the dot */

@@ -171,7 +171,7 @@ Test(smtp, lockstep_one_command_at_a_time)
 	add_rcpt("a@example.org");
 	add_rcpt("b@example.org");
 	greet("250-mx.test\r\n250 SIZE 1000000\r\n");
-	cr_assert_str_eq(out(), "MAIL FROM:<news@example.com> SIZE=26\r\n");
+	cr_assert_str_eq(out(), "MAIL FROM:<news@example.com> SIZE=27\r\n");
 	in("250 ok\r\n");
 	cr_assert_str_eq(out(), "RCPT TO:<a@example.org>\r\n");
 	in("451 4.3.0 try later\r\n");
