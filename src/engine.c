@@ -83,7 +83,7 @@ static inline uint64_t ud(unsigned idx, enum op op)
 static void emit(struct worker *w, const struct result *r)
 {
 	char *dst = resfile_space(&w->rf, RESULT_MAX_LINE);
-	resfile_commit(&w->rf, result_format(dst, RESULT_MAX_LINE, r));
+	resfile_commit(&w->rf, result_format(dst, RESULT_MAX_LINE, r), w->now);
 	_Atomic uint64_t *c = r->status == RS_DELIVERED ? &w->st->delivered :
 	                      r->status == RS_BOUNCED ? &w->st->bounced :
 	                      r->status == RS_DEFERRED ? &w->st->deferred : &w->st->failed;
@@ -439,11 +439,16 @@ static void on_tick(struct worker *w)
 	arm_timer(w);
 }
 
-/* flush_results - start a results write when none is in flight. */
-static void flush_results(struct worker *w, bool partial)
+/* flush_results - start a results write when none is in flight: full buffers
+ * at once, the partial one when it is big or old enough, or when finishing.
+ * Writing every loop turn would cost an io-wq wake-up per turn (appending
+ * buffered writes are punted); the bound keeps a crash's loss window at
+ * RES_FLUSH_MS. */
+static void flush_results(struct worker *w, bool finishing)
 {
 	const char *p;
 	size_t len;
+	bool partial = finishing || resfile_due(&w->rf, w->now);
 	if (w->res_inflight || !resfile_next(&w->rf, partial, &p, &len))
 		return;
 	struct io_uring_sqe *sqe = ring_sqe(&w->ring);
@@ -523,7 +528,7 @@ static void loop(struct worker *w)
 		session_connect(&w->sess[i]);
 	for (;;) {
 		bool done = all_idle(w) && !work_left(w);
-		flush_results(w, true);
+		flush_results(w, done);
 		if (done && !w->res_inflight)
 			break;
 		int rc = io_uring_submit_and_wait(&w->ring.u, 1);

@@ -187,6 +187,11 @@ static int cmd_send(int argc, char **argv)
 		stats_summary(&p, stdout, r.results);
 	if (rc != 0)
 		fprintf(stderr, "volley send: %s\n", err);
+	else if (engine_stopping()) {
+		fprintf(stderr, "volley send: interrupted: recipients not attempted have status "
+		        "deferred with reply \"not attempted: the run was interrupted\"\n");
+		rc = 1;
+	}
 	free(st);
 	message_free(&r.msg);
 	job_close(&r.job);

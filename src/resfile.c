@@ -14,6 +14,7 @@ int resfile_init(struct resfile *rf, int fd)
 	rf->inflight_off = 0;
 	rf->sync_writes = 0;
 	rf->error = 0;
+	rf->first_ms = 0;
 	for (unsigned i = 0; i < RES_NBUF; i++) {
 		rf->len[i] = 0;
 		rf->buf[i] = malloc(RES_BUFSZ);
@@ -86,9 +87,18 @@ char *resfile_space(struct resfile *rf, size_t need)
 }
 
 /* resfile_commit - account for n octets written at the tail. */
-void resfile_commit(struct resfile *rf, size_t n)
+void resfile_commit(struct resfile *rf, size_t n, int64_t now_ms)
 {
+	if (rf->len[rf->cur] == 0)
+		rf->first_ms = now_ms;
 	rf->len[rf->cur] += n;
+}
+
+/* resfile_due - whether the buffer being filled is big or old enough to write. */
+bool resfile_due(const struct resfile *rf, int64_t now_ms)
+{
+	size_t len = rf->len[rf->cur];
+	return len >= RES_FLUSH_BYTES || (len > 0 && now_ms - rf->first_ms >= RES_FLUSH_MS);
 }
 
 /* resfile_next - next write to start, oldest data first. */

@@ -7,6 +7,8 @@
 
 #define RES_NBUF   4u              /* buffers per thread */
 #define RES_BUFSZ  (256u * 1024u)  /* octets per buffer */
+#define RES_FLUSH_BYTES (32u * 1024u) /* a partial buffer is written once it holds this much */
+#define RES_FLUSH_MS    50         /* ... or once its oldest line is this old */
 
 /* Per-thread results writer state. The engine moves the bytes (a ring WRITE). */
 struct resfile {
@@ -20,6 +22,7 @@ struct resfile {
 	size_t inflight_off;           /* octets of it already written */
 	uint64_t sync_writes;          /* times all buffers were busy and we wrote directly */
 	int error;                     /* first write error (errno), 0 if none */
+	int64_t first_ms;              /* when the current buffer got its first line, 0 if empty */
 };
 
 /* resfile_init - allocate buffers for fd. Returns 0 or -1. */
@@ -31,8 +34,11 @@ void resfile_free(struct resfile *rf);
 /* resfile_space - room for at least need octets at the tail; may rotate buffers. */
 char *resfile_space(struct resfile *rf, size_t need);
 
-/* resfile_commit - n octets were written at the pointer resfile_space returned. */
-void resfile_commit(struct resfile *rf, size_t n);
+/* resfile_commit - n octets were written at the pointer resfile_space returned, at now_ms. */
+void resfile_commit(struct resfile *rf, size_t n, int64_t now_ms);
+
+/* resfile_due - the partial buffer should be written now (size or age). */
+bool resfile_due(const struct resfile *rf, int64_t now_ms);
 
 /* resfile_next - the next bytes to write when no write is in flight; false if none.
  * flush_partial also hands out the buffer being filled. */

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# test.sh - the whole test suite, twice: a normal build ("build", --werror) and
+# an ASan/UBSan build ("build-asan", -Dsanitize=true).
+#
+# Installs missing packages first (deps.sh). Prints, as its very last line,
+# "N passed, N failed" summed over both runs (from meson's testlog.json; a
+# build that fails counts as one failed test) and exits non-zero if anything
+# failed. Works from any directory.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 1
+
+PASSED=0
+FAILED=0
+
+# count_log BUILDDIR - add the results in BUILDDIR/meson-logs/testlog.json.
+count_log() {
+  local log="$1/meson-logs/testlog.json" counts
+  if [[ ! -s "$log" ]]; then
+    echo "test.sh: no test log in $1 (meson test did not run)" >&2
+    FAILED=$((FAILED + 1))
+    return
+  fi
+  counts=$(/usr/bin/python3 - "$log" <<'PY'
+import json, sys
+ok = bad = 0
+with open(sys.argv[1]) as f:
+    for line in f:
+        line = line.strip()
+        if not line:
+            continue
+        r = json.loads(line).get("result", "")
+        if r in ("OK", "EXPECTEDFAIL"):
+            ok += 1
+        elif r != "SKIP":
+            bad += 1
+print(ok, bad)
+PY
+) || { echo "test.sh: cannot read $log" >&2; FAILED=$((FAILED + 1)); return; }
+  PASSED=$((PASSED + ${counts% *}))
+  FAILED=$((FAILED + ${counts#* }))
+}
+
+# run_suite BUILDDIR TIMEOUT_MULTIPLIER [meson args...] - build and test one configuration.
+run_suite() {
+  local dir="$1" mult="$2"
+  shift 2
+  echo "=== $dir: build"
+  if ! bash scripts/build.sh "$dir" "$@"; then
+    echo "test.sh: build in $dir failed" >&2
+    FAILED=$((FAILED + 1))
+    return
+  fi
+  echo "=== $dir: meson test"
+  rm -f "$dir/meson-logs/testlog.json"
+  meson test -C "$dir" --print-errorlogs --timeout-multiplier "$mult"
+  count_log "$dir"
+}
+
+if ! bash scripts/deps.sh; then
+  echo "test.sh: deps.sh failed" >&2
+  FAILED=$((FAILED + 1))
+fi
+
+run_suite build 1
+run_suite build-asan 2 -Dsanitize=true
+
+echo "$PASSED passed, $FAILED failed"
+[[ $FAILED -eq 0 ]]

@@ -1,0 +1,196 @@
+#!/usr/bin/python3
+"""test_cli.py - volley's command line: help and version, usage errors (exit 2),
+the results file (default name, refusal to overwrite, --force), --quiet,
+relays given as a name, an IPv6 literal and without a port.
+"""
+import os
+import re
+import socket
+import sys
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import (REPO, TESTDIR, AiosmtpdServer, Failure, Skip, SmtpSink, check,  # noqa: E402
+                 check_eq, check_one_result_per_line, ipv6_loopback_ok, rcpt_lines,
+                 read_results, run_cases, run_volley, statuses, tmpdir, write_job)
+
+OPTIONS = ["--relay", "--connections", "--threads", "--results", "--force",
+           "--max-messages-per-connection", "--max-recipients", "--helo", "--quiet", "--help"]
+MESSAGE = b"Subject: cli\n\nhello\n"
+ADDRS = [f"cli{i}@example.org" for i in range(5)]
+
+
+def project_version():
+    """project_version - the version in meson.build."""
+    src = os.path.join(os.path.dirname(TESTDIR), "meson.build")
+    if not os.path.exists(src):
+        src = os.path.join(REPO, "meson.build")
+    with open(src) as f:
+        m = re.search(r"version\s*:\s*'([^']+)'", f.read())
+    if not m:
+        raise Failure(f"no version in {src}")
+    return m.group(1)
+
+
+def test_help_and_version():
+    for args in (["--help"], ["-h"], ["send", "--help"], ["send", "-h"]):
+        rc, out, err = run_volley(args, timeout=10)
+        check_eq(rc, 0, f"volley {' '.join(args)}: exit status 0")
+        missing = [o for o in OPTIONS if not re.search(re.escape(o) + r"(?![\w-])", out)]
+        check(not missing, f"volley {' '.join(args)}: stdout lists every option",
+              f"missing {missing}; stdout: {out[:1500]!r}")
+        check(re.search(r"(?<![\w-])-h(?![\w-])", out), f"volley {' '.join(args)}: stdout lists -h")
+    rc, out, err = run_volley(["--version"], timeout=10)
+    check_eq(rc, 0, "volley --version: exit status 0")
+    ver = project_version()
+    check(re.search(r"\bvolley\b", out) and re.search(re.escape(ver) + r"(?![\d.])", out),
+          f"volley --version: stdout names volley {ver}", f"stdout: {out!r}")
+
+
+def usage_error(args, what, d, srv=None):
+    rc, out, err = run_volley(args, timeout=20)
+    check_eq(rc, 2, f"{what}: exit status 2")
+    check(err.strip() != "", f"{what}: a message on stderr")
+    if srv is not None:
+        check_eq(len(srv.events()), 0, f"{what}: nothing sent")
+
+
+def test_usage_errors():
+    with tmpdir() as d:
+        job = write_job(d, ADDRS, MESSAGE)
+        res = os.path.join(d, "out.jsonl")
+        with AiosmtpdServer(d) as srv:
+            r = ["--relay", srv.relay, "--results", res]
+            usage_error([], "no arguments", d)
+            usage_error(["frobnicate", job], "unknown command", d, srv)
+            usage_error(["send", "--bogus"] + r + [job], "unknown option", d, srv)
+            usage_error(["send"] + r, "missing JOB", d, srv)
+            usage_error(["send"] + r + [job, job], "two JOBs", d, srv)
+            usage_error(["send"] + r + [os.path.join(d, "no-such-job")], "job file missing",
+                        d, srv)
+            bad_values = [  # (arguments after "send --relay R --results F", what)
+                (["--connections", "0", job], "--connections 0"),
+                (["--connections", "abc", job], "--connections abc"),
+                (["--connections", "-5", job], "--connections -5"),
+                (["--threads", "0", job], "--threads 0"),
+                (["--max-recipients", "0", job], "--max-recipients 0"),
+                (["--max-recipients", "1001", job], "--max-recipients 1001 (limit 1000)"),
+                (["--max-messages-per-connection", "0", job], "--max-messages-per-connection 0"),
+                ([job, "--connections"], "--connections without a value"),
+            ]
+            for tail, what in bad_values:
+                usage_error(["send"] + r + tail, what, d, srv)
+            for relay in ["", "127.0.0.1:99999", "127.0.0.1:0", "127.0.0.1:abc", "[::1",
+                          "[::1]:"]:
+                usage_error(["send", "--relay", relay, "--results", res, job],
+                            f"--relay {relay!r}", d, srv)
+            usage_error(["send", "--results", res, job], "no --relay (MX mode not yet)", d, srv)
+        check(not os.path.exists(res) or os.path.getsize(res) == 0,
+              "usage errors: no results written")
+
+
+def test_results_file():
+    with tmpdir() as d:
+        job = write_job(d, ADDRS, MESSAGE)  # named "job": default results "job.results.jsonl"
+        default = os.path.join(d, "job.results.jsonl")
+        with AiosmtpdServer(d) as srv:
+            rc, out, err = run_volley(["send", "--relay", srv.relay, "--quiet", job], timeout=60)
+            check_eq(rc, 0, "default results: exit status 0")
+            check_eq((out, err), ("", ""), "--quiet: nothing on stdout or stderr")
+            results = read_results(default)
+            check_one_result_per_line(results, rcpt_lines(job))
+            check_eq(statuses(results), {"delivered": 5}, "default results file JOB.results.jsonl")
+            n_events = len(srv.events())
+
+            old = b"precious, not volley's\n"
+            with open(default, "wb") as f:
+                f.write(old)
+            st = os.stat(default)
+            rc, out, err = run_volley(["send", "--relay", srv.relay, job], timeout=60)
+            check_eq(rc, 2, "existing results file without --force: exit status 2")
+            check(default in err or "job.results.jsonl" in err,
+                  "existing results file: stderr names it", f"stderr: {err!r}")
+            with open(default, "rb") as f:
+                check_eq(f.read(), old, "existing results file: content untouched")
+            check_eq(os.stat(default).st_mtime_ns, st.st_mtime_ns,
+                     "existing results file: not rewritten")
+            check_eq(len(srv.events()), n_events, "existing results file: nothing sent")
+
+            rc, out, err = run_volley(["send", "--relay", srv.relay, "--force", "--quiet", job],
+                                      timeout=60)
+            check_eq(rc, 0, "--force: exit status 0")
+            results = read_results(default)
+            check_one_result_per_line(results, rcpt_lines(job))
+            check_eq(statuses(results), {"delivered": 5}, "--force: the file was replaced")
+
+            other = os.path.join(d, "explicit.jsonl")
+            with open(other, "wb") as f:
+                f.write(old)
+            rc, out, err = run_volley(["send", "--relay", srv.relay, "--results", other, job],
+                                      timeout=60)
+            check_eq(rc, 2, "existing --results FILE without --force: exit status 2")
+            with open(other, "rb") as f:
+                check_eq(f.read(), old, "existing --results FILE: content untouched")
+
+
+def relay_run(relay, server_name, d, srv_events=None, sink=None):
+    job = write_job(d, ADDRS, MESSAGE)
+    res = os.path.join(d, "out.jsonl")
+    rc, out, err = run_volley(["send", "--relay", relay, "--results", res, "--force",
+                               "--connections", "2", job], timeout=60)
+    check_eq(rc, 0, f"--relay {relay}: exit status 0")
+    results = read_results(res)
+    check_one_result_per_line(results, rcpt_lines(job))
+    check_eq(statuses(results), {"delivered": len(ADDRS)}, f"--relay {relay}: all delivered")
+    servers = sorted({r["server"] for r in results})
+    if isinstance(server_name, (list, tuple, set)):
+        check(len(servers) == 1 and servers[0] in server_name,
+              f"--relay {relay}: server is one of {sorted(server_name)}", f"{servers}")
+    else:
+        check_eq(servers, [server_name], f"--relay {relay}: server is {server_name}")
+
+
+def test_relay_ipv6():
+    if not ipv6_loopback_ok():
+        raise Skip("::1 is not available on this machine (no IPv6 loopback)")
+    with tmpdir() as d:
+        with SmtpSink(d, host="::1", dump_dir=os.path.join(d, "dumps")) as sink:
+            relay_run(f"[::1]:{sink.port}", f"[::1]:{sink.port}", d)
+        got = sorted(r for t in sink.dumps() for r in t["rcpts"])
+        check_eq(got, sorted(f"<{a}>" for a in ADDRS), "[::1]: sink got every recipient once")
+
+
+def test_relay_name():
+    try:
+        infos = socket.getaddrinfo("localhost", 25, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise Skip(f"localhost does not resolve: {e}")
+    fams = {i[0] for i in infos}
+    with tmpdir() as d:
+        host = "localhost" if socket.AF_INET6 in fams and ipv6_loopback_ok() else "127.0.0.1"
+        with AiosmtpdServer(d, host=host) as srv:
+            names = {f"127.0.0.1:{srv.port}", f"[::1]:{srv.port}"}
+            relay_run(f"localhost:{srv.port}", names, d)
+
+
+def test_relay_default_port():
+    """--relay 127.0.0.1 (no port) must use port 25."""
+    try:
+        with socket.socket() as s:  # SO_REUSEADDR: TIME_WAIT left by an earlier run is fine
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 25))
+    except OSError as e:
+        raise Skip(f"127.0.0.1:25 is not free here ({e})")
+    with tmpdir() as d:
+        with SmtpSink(d, port=25) as sink:
+            relay_run("127.0.0.1", "127.0.0.1:25", d)
+            check(sink.messages() >= 1, "--relay 127.0.0.1: the sink on port 25 got the mail")
+
+
+if __name__ == "__main__":
+    try:
+        run_cases("test_cli", [test_help_and_version, test_usage_errors, test_results_file,
+                               test_relay_ipv6, test_relay_name, test_relay_default_port])
+    except Failure as e:
+        print(f"FAIL {e}")
+        sys.exit(1)
