@@ -1,0 +1,69 @@
+#!/usr/bin/python3
+"""test_signals.py - SIGINT/SIGTERM: finish what is in flight, QUIT, and give
+every recipient exactly one result line; exit status 1 (the run did not complete).
+
+The sink delays its DATA replies (smtp-sink -w), so the run is still going when
+the signal arrives."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import (VOLLEY, Failure, SmtpSink, check, check_eq,  # noqa: E402
+                 check_one_result_per_line, rcpt_lines, read_results, run_cases, tmpdir,
+                 write_job)
+
+MESSAGE = b"Subject: signals\n\nhello\n"
+N = 3000
+
+
+def interrupted(sig):
+    """interrupted - send sig mid-run; check the results and the exit status."""
+    name = signal.Signals(sig).name
+    with tmpdir() as d:
+        job = write_job(d, [f"u{i}@example.org" for i in range(N)], MESSAGE)
+        res = os.path.join(d, "out.jsonl")
+        with SmtpSink(d, options=["-w", "1"]) as sink:
+            p = subprocess.Popen([VOLLEY, "send", "--relay", sink.relay, "--connections", "4",
+                                  "--max-recipients", "10", "--results", res, job],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 start_new_session=True)
+            time.sleep(1.5)
+            t0 = time.monotonic()
+            p.send_signal(sig)
+            try:
+                out, err = p.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                raise Failure(f"{name}: volley did not stop within 30 s")
+            took = time.monotonic() - t0
+        check_eq(p.returncode, 1, f"{name}: exit status 1 (run not completed)")
+        check("interrupted" in err.decode(), f"{name}: stderr says the run was interrupted",
+              err.decode()[-500:])
+        check(took < 25, f"{name}: in-flight transactions finished and volley exited", f"{took:.1f} s")
+        results = read_results(res)
+        check_one_result_per_line(results, rcpt_lines(job))
+        st = {}
+        for r in results:
+            st[r["status"]] = st.get(r["status"], 0) + 1
+        check(st.get("delivered", 0) > 0, f"{name}: some recipients delivered before the signal", f"{st}")
+        rest = [r for r in results if r["status"] != "delivered"]
+        check(rest, f"{name}: the run was cut short", f"{st}")
+        bad = [r for r in rest if r["status"] != "deferred" or r["attempts"] != 0 or
+               r["reply"] != "not attempted: the run was interrupted"]
+        check(not bad, f"{name}: every recipient not sent is deferred, not attempted", f"{bad[:3]}")
+
+
+def test_sigint():
+    interrupted(signal.SIGINT)
+
+
+def test_sigterm():
+    interrupted(signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    run_cases("test_signals", [test_sigint, test_sigterm])
