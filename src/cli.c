@@ -15,7 +15,16 @@ static const char send_help[] =
 "\n"
 "options:\n"
 "  --relay HOST[:PORT]      send everything through this server (name, IPv4,\n"
-"                           or [IPv6]:PORT); default port 25\n"
+"                           or [IPv6]:PORT); default port 25. Without --relay,\n"
+"                           each recipient goes to its domain's MX hosts.\n"
+"  --dns HOST[:PORT]        DNS server for MX mode (IPv4 or [IPv6]:PORT; may be\n"
+"                           repeated; default: the nameservers of /etc/resolv.conf)\n"
+"  --port N                 SMTP port of the MX hosts (default 25)\n"
+"  --ip-version 4|6|any     address families used for MX hosts (default any:\n"
+"                           each host's IPv6 addresses first, then IPv4)\n"
+"  --max-connections-per-destination N\n"
+"                           concurrent connections to one MX set, over all\n"
+"                           threads (default 20)\n"
 "  --connections N          concurrent SMTP sessions in total (default 100)\n"
 "  --threads N              engine threads, one io_uring ring each\n"
 "                           (default: one per CPU)\n"
@@ -64,7 +73,7 @@ static int num(const char *name, const char *v, unsigned lo, unsigned hi, unsign
 }
 
 enum { O_RELAY = 256, O_CONN, O_THREADS, O_RESULTS, O_FORCE, O_MAXMSG, O_MAXRCPT, O_HELO,
-       O_QUIET, O_NOPIPE };
+       O_QUIET, O_NOPIPE, O_DNS, O_PORT, O_IPV, O_DESTLIM };
 
 static const struct option send_long[] = {
 	{"relay", required_argument, 0, O_RELAY},
@@ -77,6 +86,10 @@ static const struct option send_long[] = {
 	{"helo", required_argument, 0, O_HELO},
 	{"quiet", no_argument, 0, O_QUIET},
 	{"no-pipelining", no_argument, 0, O_NOPIPE},
+	{"dns", required_argument, 0, O_DNS},
+	{"port", required_argument, 0, O_PORT},
+	{"ip-version", required_argument, 0, O_IPV},
+	{"max-connections-per-destination", required_argument, 0, O_DESTLIM},
 	{"help", no_argument, 0, 'h'},
 	{0, 0, 0, 0},
 };
@@ -95,6 +108,28 @@ static int apply(int c, const char *v, struct send_opts *o)
 	case O_HELO: o->helo = v; return 0;
 	case O_QUIET: o->quiet = true; return 0;
 	case O_NOPIPE: o->no_pipelining = true; return 0;
+	case O_DNS:
+		if (o->ndns == sizeof o->dns / sizeof o->dns[0]) {
+			fprintf(stderr, "volley send: --dns: at most %zu servers\n",
+			        sizeof o->dns / sizeof o->dns[0]);
+			return -1;
+		}
+		o->dns[o->ndns++] = v;
+		return 0;
+	case O_PORT: return num("--port", v, 1, 65535, &o->port);
+	case O_IPV:
+		if (!strcmp(v, "any")) {
+			o->ip_version = 0;
+			return 0;
+		}
+		if (!strcmp(v, "4") || !strcmp(v, "6")) {
+			o->ip_version = (unsigned)(v[0] - '0');
+			return 0;
+		}
+		fprintf(stderr, "volley send: --ip-version: expected 4, 6 or any, got '%s'\n", v);
+		return -1;
+	case O_DESTLIM: return num("--max-connections-per-destination", v, 1, ENGINE_MAX_SESSIONS,
+	                           &o->dest_limit);
 	default: return -1;
 	}
 }
@@ -106,6 +141,8 @@ int cli_send(int argc, char **argv, struct send_opts *o)
 	o->connections = 100;
 	o->max_msgs = 1000;
 	o->max_rcpts = 100;
+	o->port = 25;
+	o->dest_limit = 20;
 	optind = 1;
 	opterr = 0;
 	int c;

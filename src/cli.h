@@ -16,6 +16,11 @@ struct send_opts {
 	bool force;                   /* --force: replace an existing results file */
 	bool quiet;                   /* --quiet */
 	bool no_pipelining;           /* --no-pipelining */
+	const char *dns[8];           /* --dns HOST[:PORT], repeatable */
+	unsigned ndns;
+	unsigned port;                /* --port N (MX mode) */
+	unsigned ip_version;          /* --ip-version 4|6, 0 for any */
+	unsigned dest_limit;          /* --max-connections-per-destination N */
 };
 
 /* cli_send - parse `volley send` arguments (argv[0] is "send").

@@ -79,3 +79,30 @@ int dest_relay(const char *spec, unsigned defport, struct sockaddr_storage *addr
 	}
 	return 0;
 }
+
+/* dest_numeric - parse a numeric HOST[:PORT] (IPv4, or [IPv6]:PORT) without any lookup. */
+int dest_numeric(const char *spec, unsigned default_port, struct sockaddr_storage *addr,
+                 socklen_t *len, char *err, size_t errlen)
+{
+	char host[256];
+	unsigned port;
+	if (split(spec, default_port, host, sizeof host, &port, err, errlen) < 0)
+		return -1;
+	memset(addr, 0, sizeof *addr);
+	struct sockaddr_in *a4 = (struct sockaddr_in *)addr;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)addr;
+	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		*len = sizeof *a4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		*len = sizeof *a6;
+		return 0;
+	}
+	snprintf(err, errlen, "%s: not a numeric IPv4 or IPv6 address", spec);
+	return -1;
+}

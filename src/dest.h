@@ -10,4 +10,8 @@
 int dest_relay(const char *spec, unsigned default_port, struct sockaddr_storage *addr,
                socklen_t *len, char *text, size_t textlen, char *err, size_t errlen);
 
+/* dest_numeric - parse a numeric HOST[:PORT] (IPv4 or [IPv6]:PORT), no lookup. */
+int dest_numeric(const char *spec, unsigned default_port, struct sockaddr_storage *addr,
+                 socklen_t *len, char *err, size_t errlen);
+
 #endif

@@ -9,12 +9,11 @@
  * send in flight (two sends on one socket could reorder bytes). */
 #include "engine.h"
 #include "clock.h"
-#include "resfile.h"
-#include "ring.h"
+#include "dnscache.h"
+#include "worker.h"
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,57 +24,9 @@
 
 static atomic_int g_stop;
 
-enum op { OP_CONNECT = 1, OP_RECV, OP_SEND, OP_CLOSE, OP_CANCEL, OP_TIMER, OP_RESWRITE };
-enum phase { PH_IDLE, PH_CONNECTING, PH_OPEN, PH_CLOSING };
-
 #define TICK_MS        250          /* timer period: deadlines and stop checks */
 #define DONTNEED_STEP  (8u << 20)   /* drop consumed job pages from RSS every 8 MiB */
-
-struct worker;
-
-/* One SMTP session: the protocol machine plus its socket and buffers. */
-struct session {
-	struct smtp smtp;            /* protocol state (includes the output queue) */
-	struct worker *w;            /* owner */
-	unsigned idx;                /* index in w->sess */
-	int fd;                      /* socket, -1 when none */
-	enum phase phase;
-	unsigned inflight;           /* ring operations not yet completed */
-	bool recv_armed, send_armed;
-	unsigned taken;              /* recipients taken on this connection */
-	int64_t deadline;            /* ms; 0 = none */
-	int64_t conn_start;          /* ms when the connection attempt began */
-	size_t rlen;                 /* octets in rbuf */
-	struct msghdr mh;            /* for the one in-flight send */
-	struct iovec iov[SMTP_OUT_SEGS];
-	char rbuf[SESSION_RECV_BUF]; /* received bytes not yet parsed */
-};
-
-/* One engine thread. */
-struct worker {
-	const struct engine_config *cfg;
-	struct engine_stats *st;
-	unsigned id;
-	pthread_t th;
-	struct ring ring;
-	struct job_cursor cur;       /* this thread's slice of the recipients */
-	const char *dontneed_from;   /* job pages before this may be dropped */
-	bool exhausted;              /* the slice is fully read */
-	struct session *sess;
-	unsigned nsess;
-	void *smtp_mem;              /* recipient slots and expectation rings */
-	struct resfile rf;
-	bool res_inflight;
-	int64_t now;
-	char err[256];
-	int rc;
-};
-
-/* ud - pack session index and operation into user_data. */
-static inline uint64_t ud(unsigned idx, enum op op)
-{
-	return ((uint64_t)idx << 8) | (uint64_t)op;
-}
+#define FEED_BATCH     4096u        /* recipients routed per feeding */
 
 /* ---- results ---- */
 
@@ -90,19 +41,40 @@ static void emit(struct worker *w, const struct result *r)
 	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
-/* emit_rcpt - result for a recipient that was taken from the job. */
-static void emit_rcpt(struct worker *w, const struct rcpt *rc, enum result_status st, int code,
-                      const char *enh, const char *text, size_t len, int64_t t0, bool server)
+/* emit_at - result for a recipient taken from the job, tried at address ai of d (or nowhere). */
+static void emit_at(struct worker *w, const struct rcpt *rc, enum result_status st, int code,
+                    const char *enh, const char *text, size_t len, int64_t t0,
+                    const struct dest *d, int ai)
 {
 	char addr[ADDR_MAX_MAILBOX + 1];
+	const struct daddr *a = d && ai >= 0 && (unsigned)ai < d->naddr ? &d->addr[ai] : NULL;
+	const char *mx = NULL;
+	if (a)
+		mx = d == w->relay ? w->cfg->relay_host : d->host[a->host].name;
 	struct result r = {
 		.rcpt = addr, .rcpt_len = rcpt_addr(rc, addr), .line = rc->line, .status = st,
 		.code = code, .enhanced = enh, .reply = text, .reply_len = len,
-		.server = server ? w->cfg->server : NULL, .attempts = 1,
-		.ms = t0 > 0 ? w->now - t0 : -1,
+		.server = a ? a->server : NULL, .mx = mx, .ip = a ? a->ip : NULL,
+		.attempts = a ? 1 : 0, .ms = t0 > 0 ? w->now - t0 : -1,
 	};
 	emit(w, &r);
 	atomic_fetch_sub_explicit(&w->st->inflight, 1, memory_order_relaxed);
+}
+
+/* emit_rcpt - result for a recipient of session s's transaction. */
+void emit_rcpt(struct worker *w, const struct rcpt *rc, enum result_status st, int code,
+               const char *enh, const char *text, size_t len, int64_t t0,
+               const struct session *s)
+{
+	emit_at(w, rc, st, code, enh, text, len, t0, s ? s->dest : NULL, s ? (int)s->ai : -1);
+}
+
+/* emit_fail - result from a routing failure (DNS, or every address of d failed). */
+void emit_fail(struct worker *w, const struct rcpt *rc, const struct route_fail *f,
+               const struct dest *d)
+{
+	emit_at(w, rc, f->status, f->code, f->enhanced[0] ? f->enhanced : NULL, f->reason,
+	        strlen(f->reason), -1, d, f->ai);
 }
 
 /* emit_bad - result for a job line that failed to parse. */
@@ -130,8 +102,10 @@ static void drop_consumed(struct worker *w)
 }
 
 /* take - next good recipient of the slice; bad lines get their result here. */
-static bool take(struct worker *w, struct rcpt *out)
+bool take(struct worker *w, struct rcpt *out)
 {
+	if ((uintptr_t)(w->cur.p - w->dontneed_from) > DONTNEED_STEP)
+		drop_consumed(w);
 	while (!w->exhausted) {
 		const char *why = NULL;
 		int rc = job_next(w->cfg->job, &w->cur, out, &why);
@@ -147,33 +121,38 @@ static bool take(struct worker *w, struct rcpt *out)
 	return false;
 }
 
-/* work_left - whether sessions should keep (re)connecting. */
-static bool work_left(const struct worker *w)
+/* work_left - whether there are recipients still to read from the slice. */
+bool work_left(const struct worker *w)
 {
 	return !w->exhausted && !atomic_load_explicit(&g_stop, memory_order_relaxed);
 }
 
+/* stopping - a stop was requested. */
+static bool stopping(void)
+{
+	return atomic_load_explicit(&g_stop, memory_order_relaxed) != 0;
+}
+
 /* ---- smtp callbacks ---- */
 
-/* cb_next_txn - fill a transaction from the slice, within max and budget. */
+/* cb_next_txn - fill a transaction from the destination's queue, within max and budget. */
 static unsigned cb_next_txn(void *ctx, struct rcpt *out, unsigned max, size_t budget)
 {
 	struct session *s = ctx;
 	struct worker *w = s->w;
+	struct dest *d = s->dest;
 	unsigned n = 0;
 	size_t used = 0;
-	if (!work_left(w))
+	if (stopping() || !d)
 		return 0;
+	if (d->q.n == 0 && work_left(w))
+		route_feed(w, FEED_BATCH);
 	/* Take a recipient only while the longest possible RCPT still fits. */
-	while (n < max && used + 12u + ADDR_MAX_MAILBOX <= budget) {
-		if (!take(w, &out[n]))
-			break;
+	while (n < max && used + 12u + ADDR_MAX_MAILBOX <= budget && rq_pop(&w->pool, &d->q, &out[n])) {
 		used += smtp_rcpt_cost(&out[n]);
 		n++;
 	}
 	s->taken += n;
-	if ((uintptr_t)(w->cur.p - w->dontneed_from) > DONTNEED_STEP)
-		drop_consumed(w);
 	return n;
 }
 
@@ -182,7 +161,7 @@ static void cb_result(void *ctx, const struct rcpt *r, enum result_status st, in
                       const char *enh, const char *text, size_t len, int64_t t0)
 {
 	struct session *s = ctx;
-	emit_rcpt(s->w, r, st, code, enh, text, len, t0, true);
+	emit_rcpt(s->w, r, st, code, enh, text, len, t0, s);
 }
 
 /* cb_now - the loop's cached clock. */
@@ -197,6 +176,7 @@ static const struct smtp_ops session_ops = { cb_next_txn, cb_result, cb_now };
 /* ---- session I/O ---- */
 
 static void session_close(struct session *s);
+static void session_connect(struct session *s);
 
 /* step_timeout - deadline for the reply the session waits for. */
 static int64_t step_timeout(const struct session *s)
@@ -237,18 +217,6 @@ static void arm_send(struct session *s)
 	s->inflight++;
 }
 
-/* fail_batch - a connection that never carried a transaction failed: give one
- * transaction's worth of recipients its outcome, so a dead server cannot stall the run. */
-static void fail_batch(struct session *s)
-{
-	struct worker *w = s->w;
-	struct rcpt r;
-	const struct smtp *m = &s->smtp;
-	for (unsigned i = 0; i < w->cfg->smtp.max_rcpts && work_left(w) && take(w, &r); i++)
-		emit_rcpt(w, &r, m->fail_status, m->fail_code, m->fail_enh[0] ? m->fail_enh : NULL,
-		          m->err, strlen(m->err), s->conn_start, true);
-}
-
 /* session_fail - local failure (I/O error, timeout): report and close. */
 static void session_fail(struct session *s, const char *fmt, const char *detail)
 {
@@ -264,10 +232,15 @@ static void pump(struct session *s)
 	struct smtp *m = &s->smtp;
 	if (s->phase != PH_OPEN)
 		return;
+	if (!s->greeted && m->state == SS_READY) {
+		s->greeted = true;
+		s->dest->nopen++;
+		s->dest->good = (int)s->ai;
+	}
 	if (m->state == SS_READY && m->idle) {
-		if (work_left(s->w))
+		if (!stopping() && (s->dest->q.n > 0 || work_left(s->w)))
 			smtp_kick(m);
-		else
+		if (m->idle)
 			smtp_finish(m);
 	}
 	if (m->state == SS_DONE || m->state == SS_FAILED) {
@@ -279,32 +252,82 @@ static void pump(struct session *s)
 	s->deadline = s->w->now + step_timeout(s);
 }
 
-/* session_connect - start a connection if there is work. */
+/* session_bind - give a free session to destination d and connect it. */
+void session_bind(struct session *s, struct dest *d)
+{
+	s->dest = d;
+	d->nconn++;
+	atomic_fetch_add_explicit(d->shared, 1, memory_order_relaxed);
+	s->ai = d->cursor < d->naddr ? d->cursor : (unsigned)(d->good >= 0 ? d->good : 0);
+	session_connect(s);
+}
+
+/* session_release - the session is closed for good: free it and its destination slot. */
+static void session_release(struct session *s)
+{
+	struct dest *d = s->dest;
+	struct worker *w = s->w;
+	s->phase = PH_IDLE;
+	if (!d)
+		return;
+	if (s->greeted)
+		d->nopen--;
+	s->greeted = false;
+	d->nconn--;
+	atomic_fetch_sub_explicit(d->shared, 1, memory_order_relaxed);
+	s->dest = NULL;
+	w->idle[w->nidle++] = s->idx;
+	if (d->q.n > 0)
+		route_want(w, d);
+}
+
+/* failover - a connection that never carried a transaction failed: try the next
+ * address (then the next MX); when every address has failed and no session of
+ * the destination is up, the destination's recipients get this failure. */
+static bool failover(struct session *s)
+{
+	struct dest *d = s->dest;
+	const struct smtp *m = &s->smtp;
+	if (!d || s->taken > 0 || m->state != SS_FAILED)
+		return false;
+	route_set_fail(&d->fail, m->fail_status, m->fail_code, m->fail_enh, "%s", m->err);
+	d->fail.ai = (int)s->ai;
+	if (d->cursor < s->ai + 1)
+		d->cursor = s->ai + 1;
+	if (d->cursor < d->naddr && !stopping()) {
+		s->ai = d->cursor;
+		return true;
+	}
+	if (d->nopen == 0)
+		route_dest_failed(s->w, d);
+	return false;
+}
+
+/* session_connect - open a connection to the session's current address. */
 static void session_connect(struct session *s)
 {
 	struct worker *w = s->w;
-	const struct engine_config *cfg = w->cfg;
-	if (!work_left(w))
-		return;
-	s->fd = socket(cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	const struct daddr *a = &s->dest->addr[s->ai];
+	s->fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	s->conn_start = w->now;
 	s->taken = 0;
 	s->rlen = 0;
+	s->greeted = false;
 	atomic_fetch_add_explicit(&w->st->connections, 1, memory_order_relaxed);
 	smtp_start(&s->smtp);
 	if (s->fd < 0) {
-		s->phase = PH_OPEN; /* so that session_fail's close path runs */
+		s->phase = PH_OPEN; /* so that the close path runs */
 		session_fail(s, "socket: %s", strerror(errno));
 		return;
 	}
 	int one = 1;
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	struct io_uring_sqe *sqe = ring_sqe(&w->ring);
-	io_uring_prep_connect(sqe, s->fd, (const struct sockaddr *)&cfg->addr, cfg->addr_len);
+	io_uring_prep_connect(sqe, s->fd, (const struct sockaddr *)&a->sa, a->len);
 	io_uring_sqe_set_data64(sqe, ud(s->idx, OP_CONNECT));
 	s->inflight++;
 	s->phase = PH_CONNECTING;
-	s->deadline = w->now + cfg->to.connect;
+	s->deadline = w->now + w->cfg->to.connect;
 }
 
 /* session_close - cancel what is in flight, then close the socket. */
@@ -313,28 +336,24 @@ static void session_close(struct session *s)
 	struct worker *w = s->w;
 	if (s->phase == PH_CLOSING || s->phase == PH_IDLE)
 		return;
-	if (s->taken == 0 && s->smtp.state == SS_FAILED)
-		fail_batch(s);
 	s->phase = PH_CLOSING;
 	s->deadline = 0;
-	if (s->fd < 0) {
-		s->phase = PH_IDLE;
+	if (s->fd < 0)
 		return;
-	}
+	struct io_uring_sqe *sqe = ring_sqe(&w->ring);
 	if (s->inflight > 0) {
-		struct io_uring_sqe *sqe = ring_sqe(&w->ring);
 		io_uring_prep_cancel_fd(sqe, s->fd, IORING_ASYNC_CANCEL_ALL);
 		io_uring_sqe_set_data64(sqe, ud(s->idx, OP_CANCEL));
 		return;
 	}
-	struct io_uring_sqe *sqe = ring_sqe(&w->ring);
 	io_uring_prep_close(sqe, s->fd);
 	io_uring_sqe_set_data64(sqe, ud(s->idx, OP_CLOSE));
 	s->fd = -1;
 	s->inflight++;
 }
 
-/* settle - an operation of a closing session completed: close, then reconnect. */
+/* settle - once a closing session has nothing in flight: close the socket,
+ * then fail over, reconnect for more work, or release the session. */
 static void settle(struct session *s)
 {
 	if (s->phase != PH_CLOSING || s->inflight > 0)
@@ -347,8 +366,11 @@ static void settle(struct session *s)
 		s->inflight++;
 		return;
 	}
-	s->phase = PH_IDLE;
-	session_connect(s);
+	if (failover(s)) {
+		session_connect(s);
+		return;
+	}
+	session_release(s);
 }
 
 /* on_connect - the TCP connection is up, or failed. */
@@ -359,7 +381,7 @@ static void on_connect(struct session *s, int res)
 	s->phase = PH_OPEN;
 	if (res < 0) {
 		char what[160];
-		snprintf(what, sizeof what, "connect to %s: %%s", s->w->cfg->server);
+		snprintf(what, sizeof what, "connect to %s: %%s", s->dest->addr[s->ai].server);
 		session_fail(s, what, strerror(-res));
 		return;
 	}
@@ -377,7 +399,7 @@ static void on_recv(struct session *s, int res)
 			s->smtp.state = SS_DONE;
 			session_close(s);
 		} else if (res == 0) {
-			session_fail(s, "connection closed by %s", s->w->cfg->server);
+			session_fail(s, "connection closed by %s", s->dest->addr[s->ai].server);
 		} else {
 			session_fail(s, "receive failed: %s", strerror(-res));
 		}
@@ -415,7 +437,7 @@ static void arm_timer(struct worker *w)
 	io_uring_sqe_set_data64(sqe, ud(0, OP_TIMER));
 }
 
-/* on_tick - expire deadlines; wind down when asked to stop. */
+/* on_tick - expire deadlines, retransmit DNS, publish counters. */
 static void on_tick(struct worker *w)
 {
 	for (unsigned i = 0; i < w->nsess; i++) {
@@ -424,18 +446,18 @@ static void on_tick(struct worker *w)
 			continue;
 		if (s->phase == PH_CONNECTING) {
 			s->phase = PH_OPEN;
-			session_fail(s, "connect to %s: timed out", w->cfg->server);
+			session_fail(s, "connect to %s: timed out", s->dest->addr[s->ai].server);
 		} else if (s->phase == PH_OPEN) {
-			session_fail(s, "timed out waiting for the server (%s)", w->cfg->server);
+			session_fail(s, "timed out waiting for the server (%s)", s->dest->addr[s->ai].server);
 		}
 	}
-	for (unsigned i = 0; i < w->nsess; i++) {
-		if (w->sess[i].phase == PH_IDLE)
-			session_connect(&w->sess[i]);
-		else
-			pump(&w->sess[i]);
-	}
+	if (w->cfg->mx)
+		resolver_tick(&w->res, w->now);
+	for (unsigned i = 0; i < w->nsess; i++)
+		pump(&w->sess[i]);
 	atomic_store_explicit(&w->st->sync_writes, w->rf.sync_writes, memory_order_relaxed);
+	atomic_store_explicit(&w->st->dns_queries, w->res.queries, memory_order_relaxed);
+	atomic_store_explicit(&w->st->dns_tcp, w->res.tcp_queries, memory_order_relaxed);
 	arm_timer(w);
 }
 
@@ -462,7 +484,6 @@ static void dispatch(struct worker *w, uint64_t data, int res)
 {
 	enum op op = (enum op)(data & 0xff);
 	unsigned idx = (unsigned)(data >> 8);
-	struct session *s = idx < w->nsess ? &w->sess[idx] : NULL;
 	switch (op) {
 	case OP_TIMER:
 		on_tick(w);
@@ -471,13 +492,17 @@ static void dispatch(struct worker *w, uint64_t data, int res)
 		w->res_inflight = false;
 		resfile_done(&w->rf, res);
 		return;
+	case OP_DNS:
+		resolver_cqe(&w->res, idx, res, w->now);
+		return;
 	case OP_CANCEL:
 		return;
 	default:
 		break;
 	}
-	if (!s)
+	if (idx >= w->nsess)
 		return;
+	struct session *s = &w->sess[idx];
 	s->inflight--;
 	switch (op) {
 	case OP_CONNECT: on_connect(s, res); break;
@@ -488,35 +513,25 @@ static void dispatch(struct worker *w, uint64_t data, int res)
 	settle(s);
 }
 
-/* all_idle - every session is idle. */
-static bool all_idle(const struct worker *w)
+/* finished - nothing left to read, route, resolve or send. */
+static bool finished(const struct worker *w)
 {
-	for (unsigned i = 0; i < w->nsess; i++)
-		if (w->sess[i].phase != PH_IDLE)
-			return false;
-	return true;
+	if (w->nidle != w->nsess)
+		return false;
+	if (stopping())
+		return true;
+	return w->exhausted && w->pool.used == 0 && !route_busy(w);
 }
 
-/* interrupted_rest - after a stop, every recipient never taken gets its line. */
+/* interrupted_rest - after a stop, every recipient not sent gets its line. */
 static void interrupted_rest(struct worker *w)
 {
-	static const char why[] = "not attempted: the run was interrupted";
+	static const struct route_fail f = { .ai = -1, .status = RS_DEFERRED,
+		.reason = "not attempted: the run was interrupted" };
 	struct rcpt r;
-	while (!w->exhausted) {
-		const char *bad = NULL;
-		int rc = job_next(w->cfg->job, &w->cur, &r, &bad);
-		if (rc == 0)
-			w->exhausted = true;
-		else if (rc < 0)
-			emit_bad(w, &r, bad ? bad : "bad line");
-		else {
-			char addr[ADDR_MAX_MAILBOX + 1];
-			struct result res = { .rcpt = addr, .rcpt_len = rcpt_addr(&r, addr),
-				.line = r.line, .status = RS_DEFERRED, .reply = why,
-				.reply_len = sizeof why - 1, .attempts = 0, .ms = -1 };
-			emit(w, &res);
-		}
-	}
+	route_teardown(w, &f);
+	while (take(w, &r))
+		emit_fail(w, &r, &f, NULL);
 }
 
 /* loop - run until the slice is done and every session is closed. */
@@ -524,10 +539,10 @@ static void loop(struct worker *w)
 {
 	arm_timer(w);
 	w->now = clock_ms();
-	for (unsigned i = 0; i < w->nsess; i++)
-		session_connect(&w->sess[i]);
+	route_feed(w, FEED_BATCH);
+	route_schedule(w);
 	for (;;) {
-		bool done = all_idle(w) && !work_left(w);
+		bool done = finished(w);
 		flush_results(w, done);
 		if (done && !w->res_inflight)
 			break;
@@ -545,6 +560,9 @@ static void loop(struct worker *w)
 			n++;
 		}
 		io_uring_cq_advance(&w->ring.u, n);
+		if (work_left(w) && w->pool.used < ROUTE_QUEUE_CAP / 2)
+			route_feed(w, FEED_BATCH);
+		route_schedule(w);
 		flush_results(w, false);
 	}
 }
@@ -558,8 +576,10 @@ static int worker_setup(struct worker *w)
 	size_t per = smtp_mem(&cfg->smtp);
 	per = (per + 63) & ~(size_t)63;
 	w->sess = calloc(w->nsess ? w->nsess : 1, sizeof *w->sess);
+	w->idle = calloc(w->nsess ? w->nsess : 1, sizeof *w->idle);
 	w->smtp_mem = calloc(w->nsess ? w->nsess : 1, per);
-	if (!w->sess || !w->smtp_mem || resfile_init(&w->rf, cfg->results_fd) < 0) {
+	if (!w->sess || !w->idle || !w->smtp_mem || resfile_init(&w->rf, cfg->results_fd) < 0 ||
+	    rpool_init(&w->pool, ROUTE_QUEUE_CAP) < 0) {
 		snprintf(w->err, sizeof w->err, "out of memory for %u sessions", w->nsess);
 		return -1;
 	}
@@ -569,16 +589,21 @@ static int worker_setup(struct worker *w)
 		s->idx = i;
 		s->fd = -1;
 		smtp_init(&s->smtp, &cfg->smtp, &session_ops, s, (char *)w->smtp_mem + i * per);
+		w->idle[w->nidle++] = w->nsess - 1 - i;
 	}
 	unsigned sq = 256;
 	while (sq < 2 * w->nsess + 16 && sq < 4096)
 		sq <<= 1;
-	unsigned cq = 4 * (w->nsess + 16);
+	unsigned cq = 4 * (w->nsess + 16) + 4 * RESOLVER_SLOTS;
 	if (cq < 2 * sq)
 		cq = 2 * sq;
 	if (ring_init(&w->ring, sq, cq, w->err, sizeof w->err) < 0)
 		return -1;
 	snprintf(w->st->ring_mode, sizeof w->st->ring_mode, "%s", ring_mode(&w->ring));
+	if (route_setup(w) < 0) {
+		snprintf(w->err, sizeof w->err, "cannot set up routing (out of memory or eventfd)");
+		return -1;
+	}
 	return 0;
 }
 
@@ -589,20 +614,23 @@ static void *worker_main(void *arg)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	if (worker_setup(w) == 0) {
+	bool ok = worker_setup(w) == 0;
+	if (ok)
 		loop(w);
-		ring_exit(&w->ring);
-	} else {
+	else
 		w->rc = -1;
-	}
-	if (!w->rf.buf[RES_NBUF - 1])
+	if (!w->rf.buf[RES_NBUF - 1] || !w->pool.node)
 		return NULL;
 	interrupted_rest(w);
+	if (ok)
+		ring_exit(&w->ring);
 	if (resfile_drain(&w->rf) < 0 && w->rc == 0) {
 		snprintf(w->err, sizeof w->err, "writing results: %s", strerror(w->rf.error));
 		w->rc = -1;
 	}
 	atomic_store_explicit(&w->st->sync_writes, w->rf.sync_writes, memory_order_relaxed);
+	atomic_store_explicit(&w->st->dns_queries, w->res.queries, memory_order_relaxed);
+	atomic_store_explicit(&w->st->dns_tcp, w->res.tcp_queries, memory_order_relaxed);
 	return NULL;
 }
 
@@ -610,7 +638,9 @@ static void *worker_main(void *arg)
 static void worker_free(struct worker *w)
 {
 	resfile_free(&w->rf);
+	rpool_free(&w->pool);
 	free(w->sess);
+	free(w->idle);
 	free(w->smtp_mem);
 }
 
@@ -633,7 +663,7 @@ int engine_run(const struct engine_config *cfg, struct engine_stats *stats,
 	struct worker *w = calloc(n, sizeof *w);
 	struct job_cursor *cur = calloc(n, sizeof *cur);
 	int rc = 0;
-	if (!w || !cur) {
+	if (!w || !cur || dnscache_init(n) < 0) {
 		snprintf(err, errlen, "out of memory");
 		free(w);
 		free(cur);
@@ -667,6 +697,7 @@ int engine_run(const struct engine_config *cfg, struct engine_stats *stats,
 		}
 		worker_free(&w[i]);
 	}
+	dnscache_free();
 	free(w);
 	free(cur);
 	return rc;

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include "job.h"
 #include "message.h"
+#include "resolver.h"
 #include "smtp.h"
 
 /* Step deadlines in milliseconds (RFC 5321 4.5.3.2 defaults). */
@@ -21,6 +22,8 @@ struct engine_stats {
 	_Atomic uint64_t connections;  /* connection attempts */
 	_Atomic uint64_t inflight;     /* recipients taken but without a result */
 	_Atomic uint64_t sync_writes;  /* results writes that had to block */
+	_Atomic uint64_t dns_queries;  /* DNS queries sent (retransmissions included) */
+	_Atomic uint64_t dns_tcp;      /* ... of which over TCP */
 	char ring_mode[40];            /* which io_uring setup the thread got */
 };
 
@@ -28,9 +31,16 @@ struct engine_stats {
 struct engine_config {
 	const struct job *job;
 	struct smtp_config smtp;               /* per-session protocol settings */
+	bool mx;                               /* MX routing (no --relay) */
 	struct sockaddr_storage addr;          /* relay address */
 	socklen_t addr_len;
-	char server[80];                       /* "ip:port" for results */
+	char relay_host[256];                  /* relay host as given, for results "mx" */
+	char relay_server[80];                 /* relay "ip:port" for results "server" */
+	char relay_ip[48];                     /* relay address for results "ip" */
+	struct dns_servers dns;                /* MX mode: DNS servers */
+	unsigned port;                         /* MX mode: SMTP port */
+	bool want4, want6;                     /* MX mode: address families to use */
+	unsigned dest_limit;                   /* connections per destination, all threads */
 	unsigned threads;                      /* worker threads */
 	unsigned connections;                  /* sessions in total */
 	int results_fd;                        /* O_APPEND results file */

@@ -3,10 +3,12 @@
 #include "cli.h"
 #include "clock.h"
 #include "dest.h"
+#include "dns.h"
 #include "engine.h"
 #include "job.h"
 #include "message.h"
 #include "stats.h"
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -111,6 +113,58 @@ struct run {
 	char results[4200];
 };
 
+/* setup_relay - resolve --relay once, before the engine starts. */
+static int setup_relay(struct run *r, char *err, size_t errlen)
+{
+	struct engine_config *c = &r->cfg;
+	char host[256];
+	if (dest_relay(r->o.relay, 25, &c->addr, &c->addr_len, c->relay_server,
+	               sizeof c->relay_server, err, errlen) < 0)
+		return -1;
+	snprintf(host, sizeof host, "%s", r->o.relay);
+	char *colon = host[0] == '[' ? strchr(host, ']') : strrchr(host, ':');
+	if (host[0] == '[') {
+		memmove(host, host + 1, strlen(host));
+		if (colon)
+			*(colon - 1) = '\0';
+	} else if (colon && colon == strchr(host, ':')) {
+		*colon = '\0';
+	}
+	snprintf(c->relay_host, sizeof c->relay_host, "%s", host);
+	if (c->addr.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&c->addr)->sin6_addr, c->relay_ip,
+		          sizeof c->relay_ip);
+	else
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&c->addr)->sin_addr, c->relay_ip,
+		          sizeof c->relay_ip);
+	return 0;
+}
+
+/* setup_dns - the DNS servers for MX mode: --dns, or /etc/resolv.conf. */
+static int setup_dns(struct run *r, char *err, size_t errlen)
+{
+	struct dns_servers *d = &r->cfg.dns;
+	for (unsigned i = 0; i < r->o.ndns && i < RESOLVER_MAX_SERVERS; i++) {
+		if (dest_numeric(r->o.dns[i], 53, &d->addr[i], &d->len[i], err, errlen) < 0)
+			return -1;
+		d->n++;
+	}
+	if (d->n > 0)
+		return 0;
+	char text[8192];
+	int fd = open("/etc/resolv.conf", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, text, sizeof text) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n > 0)
+		d->n = dns_resolv_conf(text, (size_t)n, d->addr, d->len, RESOLVER_MAX_SERVERS);
+	if (d->n == 0) {
+		snprintf(err, errlen, "no DNS server: /etc/resolv.conf names none; give --dns HOST[:PORT]");
+		return -1;
+	}
+	return 0;
+}
+
 /* prepare - job, message, relay, results file: every check before anything is sent. */
 static int prepare(struct run *r)
 {
@@ -120,13 +174,7 @@ static int prepare(struct run *r)
 		fprintf(stderr, "volley send: %s\n", err);
 		return 2;
 	}
-	if (!r->o.relay) {
-		fprintf(stderr, "volley send: MX routing is not available yet; give --relay HOST[:PORT]\n");
-		return 2;
-	}
-	struct engine_config *c = &r->cfg;
-	if (dest_relay(r->o.relay, 25, &c->addr, &c->addr_len, c->server, sizeof c->server,
-	               err, sizeof err) < 0) {
+	if ((r->o.relay ? setup_relay(r, err, sizeof err) : setup_dns(r, err, sizeof err)) < 0) {
 		fprintf(stderr, "volley send: %s\n", err);
 		return 2;
 	}
@@ -136,8 +184,8 @@ static int prepare(struct run *r)
 		snprintf(r->results, sizeof r->results, "%s", r->o.results);
 	else
 		snprintf(r->results, sizeof r->results, "%s.results.jsonl", r->o.job);
-	c->results_fd = open_results(r->results, r->o.force);
-	return c->results_fd < 0 ? 2 : 0;
+	r->cfg.results_fd = open_results(r->results, r->o.force);
+	return r->cfg.results_fd < 0 ? 2 : 0;
 }
 
 /* configure - fill the engine configuration from the options. */
@@ -155,6 +203,11 @@ static void configure(struct run *r)
 	c->threads = r->o.threads ? r->o.threads : (cpus > 0 ? (unsigned)cpus : 1);
 	if (c->threads > c->connections)
 		c->threads = c->connections;
+	c->mx = r->o.relay == NULL;
+	c->port = r->o.port;
+	c->want4 = r->o.ip_version != 6;
+	c->want6 = r->o.ip_version != 4;
+	c->dest_limit = r->o.dest_limit;
 	c->to = (struct engine_timeouts){ .connect = 30000, .greeting = 300000,
 		.command = 300000, .data = 120000, .block = 180000, .dot = 600000 };
 }

@@ -22,7 +22,9 @@
 
 #define RESULT_MAX_RCPT      512u  /* input octets of rcpt copied */
 #define RESULT_MAX_ENHANCED  32u   /* input octets of the enhanced code copied */
-#define RESULT_MAX_SERVER    300u  /* input octets of "host:port" copied */
+#define RESULT_MAX_SERVER    80u
+#define RESULT_MAX_MX        255u
+#define RESULT_MAX_IP        64u  /* input octets of "host:port" copied */
 #define RESULT_ESC_MAX       6u    /* output octets for one input octet ("\u00XX") */
 #define RESULT_CUT           "..."  /* appended when a string is cut */
 
@@ -40,6 +42,8 @@
 
 /* Worst case of everything after the reply string. */
 #define RESULT_TAIL_MAX (RESULT_LIT_LEN(",\"server\":") + RESULT_STR_MAX(RESULT_MAX_SERVER) \
+	+ RESULT_LIT_LEN(",\"mx\":") + RESULT_STR_MAX(RESULT_MAX_MX) \
+	+ RESULT_LIT_LEN(",\"ip\":") + RESULT_STR_MAX(RESULT_MAX_IP) \
 	+ RESULT_LIT_LEN(",\"attempts\":") + 10u \
 	+ RESULT_LIT_LEN(",\"ms\":") + 20u \
 	+ RESULT_LIT_LEN("}\n"))
@@ -221,6 +225,10 @@ size_t result_format(char *dst, size_t cap, const struct result *r)
 	            r->reply ? r->reply_len : 0, RESULT_MAX_REPLY);
 	p = PUT_LIT(p, ",\"server\":");
 	p = put_str_or_null(p, end, r->server, RESULT_MAX_SERVER);
+	p = PUT_LIT(p, ",\"mx\":");
+	p = put_str_or_null(p, end, r->mx, RESULT_MAX_MX);
+	p = PUT_LIT(p, ",\"ip\":");
+	p = put_str_or_null(p, end, r->ip, RESULT_MAX_IP);
 	p = PUT_LIT(p, ",\"attempts\":");
 	p = put_u64(p, r->attempts);
 	p = PUT_LIT(p, ",\"ms\":");

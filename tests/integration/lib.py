@@ -40,7 +40,7 @@ SERVER_PY = os.path.join(TESTDIR, "integration", "smtp_server.py")
 SYS_PYTHON = "/usr/bin/python3"
 SMTP_SINK = "/usr/sbin/smtp-sink"
 
-RESULT_KEYS = ["rcpt", "line", "status", "code", "enhanced", "reply", "server",
+RESULT_KEYS = ["rcpt", "line", "status", "code", "enhanced", "reply", "server", "mx", "ip",
                "attempts", "ms"]
 STATUSES = ("delivered", "bounced", "deferred", "failed")
 ENHANCED_RE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
@@ -326,6 +326,9 @@ def validate_result(d, where):
                                          and ENHANCED_RE.match(d["enhanced"])))
           and isinstance(d["reply"], str)
           and (d["server"] is None or isinstance(d["server"], str))
+          and (d["mx"] is None or isinstance(d["mx"], str))
+          and (d["ip"] is None or isinstance(d["ip"], str))
+          and (d["server"] is None) == (d["ip"] is None)
           and isinstance(d["attempts"], int) and d["attempts"] >= 0
           and (d["ms"] is None or (isinstance(d["ms"], int) and d["ms"] >= 0)))
     if not ok:
@@ -623,3 +626,62 @@ class AiosmtpdServer:
 
     def check_clean_exit(self):
         check_eq(self.exit_status, 0, "aiosmtpd server shut down cleanly on SIGTERM")
+
+
+# --- MX mode (added for test_mx*.py) -----------------------------------------
+
+MX_KEYS = ("mx", "ip")
+
+
+def free_port_on(hosts, tries=50):
+    """free_port_on - a TCP port free on every host of hosts (e.g. 127.0.0.2..9, ::1).
+
+    MX mode uses one --port for every mail exchanger, so the servers on the
+    different loopback addresses must all listen on the same port."""
+    for _ in range(tries):
+        port = free_port(hosts[0])
+        ok = True
+        for h in hosts[1:]:
+            fam = socket.AF_INET6 if ":" in h else socket.AF_INET
+            try:
+                with socket.socket(fam, socket.SOCK_STREAM) as s:
+                    s.bind((h, port))
+            except OSError:
+                ok = False
+                break
+        if ok:
+            return port
+    raise Failure(f"no TCP port free on all of {list(hosts)} after {tries} tries")
+
+
+def read_results_mx(path):
+    """read_results_mx - the results file of an MX-mode run, as a list of dicts.
+
+    Like read_results, but every line must also carry "mx" and "ip" (string
+    or null), and the other keys keep their documented relative order."""
+    if not os.path.exists(path):
+        raise Failure(f"results file {path} does not exist")
+    with open(path, "rb") as f:
+        data = f.read()
+    if data and not data.endswith(b"\n"):
+        raise Failure(f"{path}: last line is not terminated by a newline")
+    base = [k for k in RESULT_KEYS if k not in MX_KEYS]
+    out = []
+    for i, ln in enumerate(data.split(b"\n")[:-1] if data else [], start=1):
+        try:
+            d = json.loads(ln)
+        except ValueError as e:
+            raise Failure(f"{path}:{i}: not JSON ({e}): {ln[:200]!r}")
+        keys = list(d.keys()) if isinstance(d, dict) else None
+        if keys is None or sorted(keys) != sorted(base + list(MX_KEYS)) \
+                or [k for k in keys if k not in MX_KEYS] != base:
+            raise Failure(f"{path}:{i}: keys {keys if keys is not None else d!r}, want "
+                          f"{base} in this order plus \"mx\" and \"ip\"")
+        for k in MX_KEYS:
+            if not (d[k] is None or isinstance(d[k], str)):
+                raise Failure(f"{path}:{i}: {k} is neither a string nor null: {d!r}")
+        # once RESULT_KEYS itself lists mx and ip, their exact place is checked too
+        validate_result(d if set(MX_KEYS) <= set(RESULT_KEYS) else {k: d[k] for k in base},
+                        f"{path}:{i}")
+        out.append(d)
+    return out

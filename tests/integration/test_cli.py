@@ -15,7 +15,9 @@ from lib import (REPO, TESTDIR, AiosmtpdServer, Failure, Skip, SmtpSink, check, 
                  read_results, run_cases, run_volley, statuses, tmpdir, write_job)
 
 OPTIONS = ["--relay", "--connections", "--threads", "--results", "--force",
-           "--max-messages-per-connection", "--max-recipients", "--helo", "--quiet", "--help"]
+           "--max-messages-per-connection", "--max-recipients", "--helo", "--quiet", "--help",
+           "--no-pipelining", "--dns", "--port", "--ip-version",
+           "--max-connections-per-destination"]
 MESSAGE = b"Subject: cli\n\nhello\n"
 ADDRS = [f"cli{i}@example.org" for i in range(5)]
 
@@ -84,7 +86,13 @@ def test_usage_errors():
                           "[::1]:"]:
                 usage_error(["send", "--relay", relay, "--results", res, job],
                             f"--relay {relay!r}", d, srv)
-            usage_error(["send", "--results", res, job], "no --relay (MX mode not yet)", d, srv)
+            for dns in ["example.org", "127.0.0.1:0", "[::1", "1.2.3.4:70000"]:
+                usage_error(["send", "--dns", dns, "--results", res, job],
+                            f"MX mode, --dns {dns!r}", d, srv)
+            for bad in [["--ip-version", "5"], ["--port", "0"],
+                        ["--max-connections-per-destination", "0"]]:
+                usage_error(["send"] + bad + ["--dns", "127.0.0.1", "--results", res, job],
+                            f"MX mode, {' '.join(bad)}", d, srv)
         check(not os.path.exists(res) or os.path.getsize(res) == 0,
               "usage errors: no results written")
 

@@ -1,0 +1,235 @@
+/* dnscache.c - shared DNS cache and shared destination counters (one mutex, never on the per-message path).
+ *
+ * Threads look a (name, type) up once per destination or domain, not per
+ * message, and keep what they learn in their own tables; the lock is taken
+ * only then. An entry is PENDING while its owner's query is in flight: other
+ * threads asking for it register as waiters and are woken through their
+ * eventfd when the answer is stored, so a name is asked once per TTL whatever
+ * the number of threads. */
+#include "dnscache.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define NBUCKETS 65536u
+#define MAX_THREADS 256u
+
+struct centry {
+	struct centry *next;
+	char *name;
+	enum dns_type type;
+	bool pending;                  /* a query is in flight */
+	int64_t expires;               /* ms */
+	uint64_t waiters[MAX_THREADS / 64]; /* threads to wake */
+	enum dns_status status;
+	uint32_t ttl;
+	bool null_mx;
+	unsigned nmx, naddr;
+	struct dns_mx *mx;
+	struct dns_addr *addr;
+	char *canon;
+};
+
+struct dslot {
+	struct dslot *next;
+	char *key;
+	_Atomic int count;
+};
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct centry *g_tab[NBUCKETS];
+static struct dslot *g_dest[NBUCKETS];
+static unsigned g_entries;
+static uint64_t g_queries;
+static int g_wake[MAX_THREADS];
+static unsigned g_threads;
+
+/* hash - FNV-1a over the lower-cased name and the type. */
+static uint32_t hash(const char *s, unsigned type)
+{
+	uint32_t h = 2166136261u ^ type;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		h = (h ^ (c >= 'A' && c <= 'Z' ? c + 32 : c)) * 16777619u;
+	}
+	return h;
+}
+
+/* dnscache_init - remember the number of threads. */
+int dnscache_init(unsigned nthreads)
+{
+	g_threads = nthreads > MAX_THREADS ? MAX_THREADS : nthreads;
+	for (unsigned i = 0; i < MAX_THREADS; i++)
+		g_wake[i] = -1;
+	return 0;
+}
+
+/* dnscache_set_wake - thread tid's eventfd. */
+void dnscache_set_wake(unsigned tid, int efd)
+{
+	if (tid < MAX_THREADS)
+		g_wake[tid] = efd;
+}
+
+/* find - the entry for (name, type), or NULL (lock held). */
+static struct centry *find(const char *name, enum dns_type type, uint32_t h)
+{
+	for (struct centry *e = g_tab[h % NBUCKETS]; e; e = e->next)
+		if (e->type == type && strcasecmp(e->name, name) == 0)
+			return e;
+	return NULL;
+}
+
+/* copy_out - fill a dns_answer from an entry (lock held). */
+static void copy_out(const struct centry *e, struct dns_answer *out)
+{
+	out->status = e->status;
+	out->ttl = e->ttl;
+	out->null_mx = e->null_mx;
+	out->nmx = e->nmx;
+	out->naddr = e->naddr;
+	if (e->nmx)
+		memcpy(out->mx, e->mx, e->nmx * sizeof *e->mx);
+	if (e->naddr)
+		memcpy(out->addr, e->addr, e->naddr * sizeof *e->addr);
+	strcpy(out->canon, e->canon ? e->canon : "");
+	out->why = NULL;
+}
+
+/* dnscache_get - hit, query, or wait. */
+enum dnscache_rc dnscache_get(const char *name, enum dns_type type, unsigned tid, int64_t now_ms,
+                              struct dns_answer *out)
+{
+	uint32_t h = hash(name, type);
+	enum dnscache_rc rc = DC_QUERY;
+	pthread_mutex_lock(&g_mu);
+	struct centry *e = find(name, type, h);
+	if (e && e->pending) {
+		if (tid < MAX_THREADS)
+			e->waiters[tid / 64] |= 1ull << (tid % 64);
+		rc = DC_WAIT;
+	} else if (e && e->expires > now_ms) {
+		copy_out(e, out);
+		rc = DC_HIT;
+	} else if (e) {
+		e->pending = true;
+	} else if (g_entries < DNSCACHE_MAX_ENTRIES) {
+		e = calloc(1, sizeof *e);
+		if (e && (e->name = strdup(name)) != NULL) {
+			e->type = type;
+			e->pending = true;
+			e->next = g_tab[h % NBUCKETS];
+			g_tab[h % NBUCKETS] = e;
+			g_entries++;
+		} else {
+			free(e);
+		}
+	}
+	if (rc == DC_QUERY)
+		g_queries++;
+	pthread_mutex_unlock(&g_mu);
+	return rc;
+}
+
+/* store - replace an entry's answer with a compact copy of a (lock held). */
+static void store(struct centry *e, const struct dns_answer *a, int64_t now_ms)
+{
+	free(e->mx);
+	free(e->addr);
+	free(e->canon);
+	e->mx = NULL;
+	e->addr = NULL;
+	e->status = a->status;
+	e->null_mx = a->null_mx;
+	e->nmx = 0;
+	e->naddr = 0;
+	e->canon = strdup(a->canon);
+	if (a->nmx && (e->mx = malloc(a->nmx * sizeof *e->mx)) != NULL) {
+		memcpy(e->mx, a->mx, a->nmx * sizeof *e->mx);
+		e->nmx = a->nmx;
+	}
+	if (a->naddr && (e->addr = malloc(a->naddr * sizeof *e->addr)) != NULL) {
+		memcpy(e->addr, a->addr, a->naddr * sizeof *e->addr);
+		e->naddr = a->naddr;
+	}
+	bool fail = a->status == DNS_SERVFAIL || a->status == DNS_BAD || a->status == DNS_TRUNCATED;
+	e->ttl = fail ? DNSCACHE_FAIL_TTL : a->ttl;
+	e->expires = now_ms + (int64_t)e->ttl * 1000;
+}
+
+/* dnscache_put - store and wake the waiters. */
+void dnscache_put(const char *name, enum dns_type type, const struct dns_answer *a, int64_t now_ms)
+{
+	uint64_t wake[MAX_THREADS / 64] = {0};
+	uint32_t h = hash(name, type);
+	pthread_mutex_lock(&g_mu);
+	struct centry *e = find(name, type, h);
+	if (e) {
+		store(e, a, now_ms);
+		e->pending = false;
+		memcpy(wake, e->waiters, sizeof wake);
+		memset(e->waiters, 0, sizeof e->waiters);
+	}
+	pthread_mutex_unlock(&g_mu);
+	for (unsigned t = 0; t < g_threads; t++) {
+		uint64_t one = 1;
+		if ((wake[t / 64] >> (t % 64) & 1) && g_wake[t] >= 0 &&
+		    write(g_wake[t], &one, sizeof one) < 0) {
+			/* eventfd cannot be full at 2^64-2; nothing to do */
+		}
+	}
+}
+
+/* dnscache_queries - queries started so far. */
+uint64_t dnscache_queries(void)
+{
+	pthread_mutex_lock(&g_mu);
+	uint64_t n = g_queries;
+	pthread_mutex_unlock(&g_mu);
+	return n;
+}
+
+/* dest_slot - find or create the shared counter for key. */
+_Atomic int *dest_slot(const char *key)
+{
+	uint32_t h = hash(key, 0);
+	struct dslot *d;
+	pthread_mutex_lock(&g_mu);
+	for (d = g_dest[h % NBUCKETS]; d; d = d->next)
+		if (strcmp(d->key, key) == 0)
+			break;
+	if (!d && (d = calloc(1, sizeof *d)) != NULL) {
+		d->key = strdup(key);
+		d->next = g_dest[h % NBUCKETS];
+		g_dest[h % NBUCKETS] = d;
+	}
+	pthread_mutex_unlock(&g_mu);
+	return d ? &d->count : NULL;
+}
+
+/* dnscache_free - release all entries and slots. */
+void dnscache_free(void)
+{
+	pthread_mutex_lock(&g_mu);
+	for (unsigned b = 0; b < NBUCKETS; b++) {
+		for (struct centry *e = g_tab[b], *n; e; e = n) {
+			n = e->next;
+			free(e->name);
+			free(e->mx);
+			free(e->addr);
+			free(e->canon);
+			free(e);
+		}
+		g_tab[b] = NULL;
+		for (struct dslot *d = g_dest[b], *n; d; d = n) {
+			n = d->next;
+			free(d->key);
+			free(d);
+		}
+		g_dest[b] = NULL;
+	}
+	g_entries = 0;
+	pthread_mutex_unlock(&g_mu);
+}

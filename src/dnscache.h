@@ -1,0 +1,40 @@
+/* dnscache.h - the run's DNS cache, shared by all threads: one query per (name, type) per TTL. */
+#ifndef VOLLEY_DNSCACHE_H
+#define VOLLEY_DNSCACHE_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "dns.h"
+
+#define DNSCACHE_MAX_ENTRIES 1000000u  /* (name, type) pairs cached at most */
+#define DNSCACHE_FAIL_TTL    5u        /* seconds a SERVFAIL/timeout is remembered */
+
+enum dnscache_rc {
+	DC_HIT,      /* *out holds the cached answer */
+	DC_QUERY,    /* nobody is asking: the caller must query and call dnscache_put */
+	DC_WAIT,     /* another thread is asking: the caller is woken through its eventfd */
+};
+
+/* dnscache_init - size the cache for nthreads, each with a wake-up eventfd. */
+int dnscache_init(unsigned nthreads);
+
+/* dnscache_set_wake - register thread tid's eventfd (written to when an answer it waits for arrives). */
+void dnscache_set_wake(unsigned tid, int efd);
+
+/* dnscache_get - look up (name, type) at now_ms for thread tid. */
+enum dnscache_rc dnscache_get(const char *name, enum dns_type type, unsigned tid, int64_t now_ms,
+                              struct dns_answer *out);
+
+/* dnscache_put - store the answer of the query this thread made; wakes waiting threads.
+ * A failure (SERVFAIL, timeout) is kept DNSCACHE_FAIL_TTL seconds. */
+void dnscache_put(const char *name, enum dns_type type, const struct dns_answer *a, int64_t now_ms);
+
+/* dnscache_queries - how many queries were started (DC_QUERY answers), for tests and the summary. */
+uint64_t dnscache_queries(void);
+
+/* dnscache_free - release everything (end of run). */
+void dnscache_free(void);
+
+/* dest_slot - the shared connection counter of a destination key (created on first use). */
+_Atomic int *dest_slot(const char *key);
+
+#endif

@@ -1,0 +1,398 @@
+/* mxroute.c - feeding and routing a thread's recipients: domain -> MX set -> destination.
+ *
+ * Recipients are read from the thread's slice in batches (route_feed) into a
+ * bounded node pool; each is queued on its destination, or parked on its
+ * domain while the domain's MX lookup runs. A destination is an MX set: its
+ * key is the sorted list of "preference host", so vanity domains served by
+ * the same provider share one destination, one queue and one connection
+ * limit. The limit is a counter shared by all threads (dnscache.c), so it
+ * holds whatever thread a recipient was read by. In relay mode there is one
+ * destination, the relay, and no DNS. */
+#include "addr.h"
+#include "dnscache.h"
+#include "worker.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* hash - FNV-1a of a string. */
+static uint32_t hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* relay_dest - the single destination of relay mode. */
+static struct dest *relay_dest(struct worker *w)
+{
+	const struct engine_config *c = w->cfg;
+	struct dest *d = calloc(1, sizeof *d);
+	if (!d || !(d->host = calloc(1, sizeof *d->host)) || !(d->key = strdup("relay"))) {
+		if (d)
+			free(d->host);
+		free(d);
+		return NULL;
+	}
+	d->nhost = 1;
+	snprintf(d->host[0].name, sizeof d->host[0].name, "%s", c->relay_host);
+	d->shared = dest_slot("relay");
+	d->limit = c->connections;
+	d->good = -1;
+	d->naddr = 1;
+	d->addr[0].sa = c->addr;
+	d->addr[0].len = c->addr_len;
+	d->ready = true;
+	snprintf(d->addr[0].server, sizeof d->addr[0].server, "%s", c->relay_server);
+	snprintf(d->addr[0].ip, sizeof d->addr[0].ip, "%s", c->relay_ip);
+	return d;
+}
+
+/* route_setup - tables, and the relay destination or the resolver. */
+int route_setup(struct worker *w)
+{
+	w->dst = calloc(DEST_BUCKETS, sizeof *w->dst);
+	if (!w->dst)
+		return -1;
+	if (!w->cfg->mx) {
+		w->relay = relay_dest(w);
+		return w->relay && w->relay->shared ? 0 : -1;
+	}
+	w->dom = calloc(DOMAIN_BUCKETS, sizeof *w->dom);
+	if (!w->dom)
+		return -1;
+	return resolver_init(&w->res, &w->ring, w->id, &w->cfg->dns, OP_DNS, route_dns_done, w);
+}
+
+/* flush_queue - give every recipient of q the outcome f (tried at d's address f->ai, if any). */
+static void flush_queue(struct worker *w, struct rqueue *q, const struct route_fail *f,
+                        const struct dest *d)
+{
+	struct rcpt r;
+	while (rq_pop(&w->pool, q, &r))
+		emit_fail(w, &r, f, d);
+}
+
+/* route_teardown - every queued recipient gets why; free the tables. */
+void route_teardown(struct worker *w, const struct route_fail *why)
+{
+	for (unsigned b = 0; w->dom && b < DOMAIN_BUCKETS; b++) {
+		for (struct domain *d = w->dom[b], *n; d; d = n) {
+			n = d->hnext;
+			flush_queue(w, &d->q, why, NULL);
+			free(d);
+		}
+	}
+	for (unsigned b = 0; w->dst && b < DEST_BUCKETS; b++) {
+		for (struct dest *d = w->dst[b], *n; d; d = n) {
+			n = d->hnext;
+			flush_queue(w, &d->q, why, NULL);
+			free(d->host);
+			free(d->key);
+			free(d);
+		}
+	}
+	if (w->relay) {
+		flush_queue(w, &w->relay->q, why, NULL);
+		free(w->relay->host);
+		free(w->relay->key);
+		free(w->relay);
+	}
+	if (w->cfg->mx)
+		resolver_free(&w->res);
+	free(w->dom);
+	free(w->dst);
+	w->dom = NULL;
+	w->dst = NULL;
+	w->relay = NULL;
+	w->want = NULL;
+}
+
+/* route_want - d has recipients waiting: consider it for sessions. */
+void route_want(struct worker *w, struct dest *d)
+{
+	if (d->wanting || !d->ready || d->down)
+		return;
+	d->wanting = true;
+	d->wnext = w->want;
+	w->want = d;
+}
+
+/* enqueue - queue r on destination d (or give it d's failure). */
+static void enqueue(struct worker *w, struct dest *d, const struct rcpt *r)
+{
+	if (d->down) {
+		emit_fail(w, r, &d->fail, d);
+		return;
+	}
+	rq_push(&w->pool, &d->q, r);
+	route_want(w, d);
+}
+
+/* route_dest_failed - every address of d failed: its recipients get d->fail. */
+void route_dest_failed(struct worker *w, struct dest *d)
+{
+	d->down = true;
+	flush_queue(w, &d->q, &d->fail, d);
+}
+
+/* domain_find - this thread's entry for a domain name, or NULL. */
+static struct domain *domain_find(struct worker *w, const char *name, uint32_t h)
+{
+	for (struct domain *d = w->dom[h % DOMAIN_BUCKETS]; d; d = d->hnext)
+		if (strcmp(d->name, name) == 0)
+			return d;
+	return NULL;
+}
+
+/* domain_new - remember a domain and start its MX lookup. */
+static struct domain *domain_new(struct worker *w, const char *name, uint32_t h)
+{
+	if (w->ndom >= ROUTE_MAX_DOMAINS)
+		return NULL;
+	struct domain *d = calloc(1, sizeof *d);
+	if (!d)
+		return NULL;
+	snprintf(d->name, sizeof d->name, "%s", name);
+	d->hnext = w->dom[h % DOMAIN_BUCKETS];
+	w->dom[h % DOMAIN_BUCKETS] = d;
+	w->ndom++;
+	d->lk.name = d->name;
+	d->lk.type = DNS_MX;
+	d->lk.owner = d;
+	return d;
+}
+
+/* route_one - queue or park one recipient by its domain (MX mode). */
+static void route_one(struct worker *w, const struct rcpt *r)
+{
+	char addr[ADDR_MAX_MAILBOX + 1], dom[DNS_MAX_NAME + 1];
+	size_t n = rcpt_addr(r, addr);
+	if (!route_domain_of(addr, n, dom, sizeof dom) || !dns_name_ok(dom)) {
+		struct route_fail f;
+		route_set_fail(&f, RS_FAILED, 0, NULL, "cannot route: the domain is an address "
+		               "literal or not an ASCII host name (IDN is not supported yet)");
+		emit_fail(w, r, &f, NULL);
+		return;
+	}
+	uint32_t h = hash(dom);
+	struct domain *d = domain_find(w, dom, h);
+	bool fresh = false;
+	if (!d) {
+		d = domain_new(w, dom, h);
+		fresh = d != NULL;
+	}
+	if (!d) {
+		struct route_fail f;
+		route_set_fail(&f, RS_DEFERRED, 0, "4.3.0", "too many domains in one thread (%u)",
+		               ROUTE_MAX_DOMAINS);
+		emit_fail(w, r, &f, NULL);
+	} else if (d->failed) {
+		emit_fail(w, r, &d->fail, NULL);
+	} else if (d->dest) {
+		enqueue(w, d->dest, r);
+	} else {
+		rq_push(&w->pool, &d->q, r);
+		if (fresh)
+			resolver_lookup(&w->res, &d->lk, w->now);
+	}
+}
+
+/* route_feed - read up to max recipients from the slice into queues. */
+void route_feed(struct worker *w, unsigned max)
+{
+	struct rcpt r;
+	for (unsigned i = 0; i < max && rpool_room(&w->pool) && work_left(w); i++) {
+		if (!take(w, &r))
+			break;
+		if (w->relay)
+			enqueue(w, w->relay, &r);
+		else
+			route_one(w, &r);
+	}
+}
+
+/* wanted_sessions - sessions worth opening for d now. */
+static unsigned wanted_sessions(const struct worker *w, const struct dest *d)
+{
+	unsigned per = w->cfg->smtp.max_rcpts;
+	unsigned want = (d->q.n + per - 1) / per;
+	return want < d->limit ? want : d->limit;
+}
+
+/* route_schedule - bind free sessions to destinations with waiting recipients,
+ * within each destination's limit (counted across all threads). */
+void route_schedule(struct worker *w)
+{
+	struct dest **pp = &w->want;
+	if (engine_stopping())
+		return;
+	while (*pp) {
+		struct dest *d = *pp;
+		while (w->nidle > 0 && d->q.n > 0 && !d->down && d->nconn < wanted_sessions(w, d) &&
+		       atomic_load_explicit(d->shared, memory_order_relaxed) < (int)d->limit)
+			session_bind(&w->sess[w->idle[--w->nidle]], d);
+		if (d->q.n == 0 || d->down) {
+			d->wanting = false;
+			*pp = d->wnext;
+		} else {
+			pp = &d->wnext;
+		}
+	}
+}
+
+/* route_busy - DNS outstanding (then queues may still fill). */
+bool route_busy(const struct worker *w)
+{
+	return w->cfg->mx && resolver_busy(&w->res);
+}
+
+/* ---- DNS answers ---- */
+
+/* dest_find - this thread's destination for key, or NULL. */
+static struct dest *dest_find(struct worker *w, const char *key, uint32_t h)
+{
+	for (struct dest *d = w->dst[h % DEST_BUCKETS]; d; d = d->hnext)
+		if (strcmp(d->key, key) == 0)
+			return d;
+	return NULL;
+}
+
+/* dest_lookups - start the address lookups of every host of d. */
+static void dest_lookups(struct worker *w, struct dest *d)
+{
+	for (unsigned i = 0; i < d->nhost; i++) {
+		struct dhost *h = &d->host[i];
+		h->lk4 = (struct lookup){ .name = h->name, .type = DNS_A, .owner = d };
+		h->lk6 = (struct lookup){ .name = h->name, .type = DNS_AAAA, .owner = d };
+		d->pending_lookups += (w->cfg->want4 ? 1u : 0u) + (w->cfg->want6 ? 1u : 0u);
+	}
+	for (unsigned i = 0; i < d->nhost; i++) {
+		if (w->cfg->want6)
+			resolver_lookup(&w->res, &d->host[i].lk6, w->now);
+		if (w->cfg->want4)
+			resolver_lookup(&w->res, &d->host[i].lk4, w->now);
+	}
+}
+
+/* dest_new - a destination for an MX list (hosts in preference order, equal ones shuffled). */
+static struct dest *dest_new(struct worker *w, const char *key, uint32_t h,
+                             const struct dns_mx *mx, unsigned n)
+{
+	struct dest *d = calloc(1, sizeof *d);
+	if (!d || !(d->host = calloc(n, sizeof *d->host)) || !(d->key = strdup(key)) ||
+	    !(d->shared = dest_slot(key))) {
+		if (d) {
+			free(d->host);
+			free(d->key);
+		}
+		free(d);
+		return NULL;
+	}
+	d->nhost = n;
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(d->host[i].name, sizeof d->host[i].name, "%s", mx[i].host);
+		d->host[i].pref = mx[i].pref;
+	}
+	route_order(d->host, n);
+	d->limit = w->cfg->dest_limit;
+	d->good = -1;
+	d->hnext = w->dst[h % DEST_BUCKETS];
+	w->dst[h % DEST_BUCKETS] = d;
+	dest_lookups(w, d);
+	return d;
+}
+
+/* domain_fail - the domain cannot be delivered to: its parked recipients get f. */
+static void domain_fail(struct worker *w, struct domain *dm, const struct route_fail *f)
+{
+	dm->failed = true;
+	dm->fail = *f;
+	flush_queue(w, &dm->q, f, NULL);
+}
+
+/* on_mx - the MX answer of a domain: fail it, or attach it to its destination. */
+static void on_mx(struct worker *w, struct domain *dm, const struct dns_answer *a)
+{
+	struct route_fail f;
+	struct dns_mx implicit[1];
+	const struct dns_mx *mx = a->mx;
+	unsigned n = a->nmx;
+	if (a->status == DNS_NXDOMAIN) {
+		route_set_fail(&f, RS_BOUNCED, 0, "5.1.2", "domain %s does not exist (NXDOMAIN)", dm->name);
+		domain_fail(w, dm, &f);
+		return;
+	}
+	if (a->status != DNS_OK && a->status != DNS_NODATA) {
+		route_set_fail(&f, RS_DEFERRED, 0, "4.4.3", "DNS lookup of %s MX failed: %s", dm->name,
+		               a->why ? a->why : "server failure");
+		domain_fail(w, dm, &f);
+		return;
+	}
+	if (a->null_mx) {
+		route_set_fail(&f, RS_BOUNCED, 0, "5.1.10", "domain %s accepts no mail (null MX, "
+		               "RFC 7505)", dm->name);
+		domain_fail(w, dm, &f);
+		return;
+	}
+	if (a->status == DNS_NODATA || n == 0) { /* RFC 5321 5.1: the implicit MX */
+		implicit[0].pref = 0;
+		snprintf(implicit[0].host, sizeof implicit[0].host, "%s", dm->name);
+		mx = implicit;
+		n = 1;
+	}
+	char key[4096];
+	route_key(mx, n, key, sizeof key);
+	uint32_t h = hash(key);
+	struct dest *d = dest_find(w, key, h);
+	if (!d)
+		d = dest_new(w, key, h, mx, n);
+	if (!d) {
+		route_set_fail(&f, RS_DEFERRED, 0, "4.3.0", "out of memory routing %s", dm->name);
+		domain_fail(w, dm, &f);
+		return;
+	}
+	dm->dest = d;
+	if (d->down) {
+		flush_queue(w, &dm->q, &d->fail, d);
+		return;
+	}
+	rq_move(&w->pool, &d->q, &dm->q);
+	route_want(w, d);
+}
+
+/* on_addr - an A or AAAA answer for one host of d; when all are in, d is ready. */
+static void on_addr(struct worker *w, struct dest *d, struct lookup *lk,
+                    const struct dns_answer *a)
+{
+	struct dhost *h = lk->type == DNS_A ? (struct dhost *)((char *)lk - offsetof(struct dhost, lk4))
+	                                    : (struct dhost *)((char *)lk - offsetof(struct dhost, lk6));
+	unsigned *n = lk->type == DNS_A ? &h->n4 : &h->n6;
+	struct dns_addr *dst = lk->type == DNS_A ? h->a4 : h->a6;
+	for (unsigned i = 0; a->status == DNS_OK && i < a->naddr && *n < 8; i++)
+		dst[(*n)++] = a->addr[i];
+	if (a->status == DNS_NXDOMAIN)
+		h->nx = true;
+	if (--d->pending_lookups > 0)
+		return;
+	d->ready = true;
+	if (route_addrs(d, w->cfg->want4, w->cfg->want6, w->cfg->port) == 0) {
+		route_set_fail(&d->fail, RS_DEFERRED, 0, "4.4.3", "no %saddress found for the mail "
+		               "exchangers (%s)", w->cfg->want4 && w->cfg->want6 ? "" :
+		               w->cfg->want4 ? "IPv4 " : "IPv6 ", d->key);
+		route_dest_failed(w, d);
+		return;
+	}
+	route_want(w, d);
+}
+
+/* route_dns_done - a lookup finished (from the wire or the cache). */
+void route_dns_done(void *ctx, struct lookup *lk, const struct dns_answer *a)
+{
+	struct worker *w = ctx;
+	if (lk->type == DNS_MX)
+		on_mx(w, lk->owner, a);
+	else
+		on_addr(w, lk->owner, lk, a);
+}
