@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "limits.h"
+#include "bounds.h"
 
 /* The reasons below spell these numbers out. */
 _Static_assert(ADDR_MAX_LOCAL == 64u, "reason text says 64");

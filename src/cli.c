@@ -1,6 +1,6 @@
 /* cli.c - parsing `volley send` options; every option is listed in the help. */
 #include "cli.h"
-#include "limits.h"
+#include "bounds.h"
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>

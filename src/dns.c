@@ -2,11 +2,6 @@
 #include "dns.h"
 #include <arpa/inet.h>
 #include <assert.h>
-/* Under -Isrc, <limits.h> finds the project's src/limits.h instead of the C library's,
- * so OpenSSL's err.h (pulled in by ldns/dane.h) is left without INT_MAX. */
-#ifndef INT_MAX
-#define INT_MAX __INT_MAX__
-#endif
 #include <ldns/ldns.h>
 #include <string.h>
 

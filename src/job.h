@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "limits.h"
+#include "bounds.h"
 
 /* A parsed job. The recipient section stays in the read-only mapping. */
 struct job {

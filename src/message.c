@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "limits.h"
+#include "bounds.h"
 
 /*
  * Two passes over the input, both driven by memchr so that a large message

@@ -336,6 +336,13 @@ static void on_mx(struct worker *w, struct domain *dm, const struct dns_answer *
 		domain_fail(w, dm, &f);
 		return;
 	}
+	struct dns_mx named[DNS_MAX_MX];
+	unsigned k = 0;
+	for (unsigned i = 0; i < n; i++) /* a "0 ." among other MX records names no host */
+		if (mx[i].host[0])
+			named[k++] = mx[i];
+	mx = named;
+	n = k;
 	if (a->status == DNS_NODATA || n == 0) { /* RFC 5321 5.1: the implicit MX */
 		implicit[0].pref = 0;
 		snprintf(implicit[0].host, sizeof implicit[0].host, "%s", dm->name);

@@ -2,7 +2,7 @@
 #ifndef VOLLEY_REPLY_H
 #define VOLLEY_REPLY_H
 #include <stddef.h>
-#include "limits.h"
+#include "bounds.h"
 
 /* One complete (possibly multi-line) reply. */
 struct reply {

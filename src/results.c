@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "limits.h"
+#include "bounds.h"
 
 /*
  * result_format is called once per recipient on the engine's hot path, so it

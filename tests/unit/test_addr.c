@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "addr.h"
-#include "limits.h"
+#include "bounds.h"
 
 /* ok - assert that the NUL-terminated a is valid with exactly the flags want. */
 static void ok(const char *a, unsigned want)

@@ -3,10 +3,6 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
-/* Under -Isrc, <limits.h> is the project's src/limits.h; OpenSSL's err.h (via ldns) needs INT_MAX. */
-#ifndef INT_MAX
-#define INT_MAX __INT_MAX__
-#endif
 #include <ldns/ldns.h>
 #include "dns.h"
 

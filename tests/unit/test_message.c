@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "limits.h"
+#include "bounds.h"
 #include "message.h"
 
 #define ERRLEN 512

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "limits.h"
+#include "bounds.h"
 #include "results.h"
 
 static char buf[RESULT_MAX_LINE + 64];

@@ -1,6 +1,6 @@
-/* limits.h - every bound volley enforces, in one place (TigerBeetle: put a limit on everything). */
-#ifndef VOLLEY_LIMITS_H
-#define VOLLEY_LIMITS_H
+/* bounds.h - every bound volley enforces, in one place (TigerBeetle: put a limit on everything). */
+#ifndef VOLLEY_BOUNDS_H
+#define VOLLEY_BOUNDS_H
 
 /* Addresses (RFC 5321 4.5.3.1). */
 #define ADDR_MAX_LOCAL      64u    /* octets in a local part */
