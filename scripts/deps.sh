@@ -13,6 +13,7 @@ PACKAGES=(
   liburing-dev libssl-dev libldns-dev libjemalloc-dev libcriterion-dev
   postfix python3 python3-aiosmtpd
   openssl time procps
+  unbound
 )
 
 missing=()
