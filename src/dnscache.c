@@ -30,6 +30,7 @@ struct centry {
 	struct dns_mx *mx;
 	struct dns_addr *addr;
 	char *canon;
+	const char *why;               /* static reason of a failure, or NULL */
 };
 
 struct dslot {
@@ -95,7 +96,7 @@ static void copy_out(const struct centry *e, struct dns_answer *out)
 	if (e->naddr)
 		memcpy(out->addr, e->addr, e->naddr * sizeof *e->addr);
 	strcpy(out->canon, e->canon ? e->canon : "");
-	out->why = NULL;
+	out->why = e->why;
 }
 
 /* dnscache_get - hit, query, or wait. */
@@ -146,6 +147,7 @@ static void store(struct centry *e, const struct dns_answer *a, int64_t now_ms)
 	e->nmx = 0;
 	e->naddr = 0;
 	e->canon = strdup(a->canon);
+	e->why = a->why; /* always a static string (dns.c, resolver.c) */
 	if (a->nmx && (e->mx = malloc(a->nmx * sizeof *e->mx)) != NULL) {
 		memcpy(e->mx, a->mx, a->nmx * sizeof *e->mx);
 		e->nmx = a->nmx;

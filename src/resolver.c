@@ -199,6 +199,7 @@ static void start(struct resolver *r, struct lookup *lk, int64_t now)
 	q->lk = lk;
 	q->tcp = false;
 	q->tries = 0;
+	q->refused = false;
 	q->server = r->next_server++ % (r->servers->n ? r->servers->n : 1);
 	lk->state = LK_WIRE;
 	if (r->servers->n == 0 || send_attempt(r, (unsigned)i, now) < 0)
@@ -247,8 +248,16 @@ static void to_tcp(struct resolver *r, unsigned i, int64_t now)
 static void on_answer(struct resolver *r, unsigned i, int res, int64_t now)
 {
 	struct dnsq *q = &r->q[i];
-	if (res <= 0)
-		return; /* errors: the deadline retries */
+	if (res < 0) {
+		q->deadline = now; /* e.g. ECONNREFUSED: retry at the next tick, next server */
+		q->refused = true;
+		return;
+	}
+	if (res == 0) {
+		if (q->tcp)
+			q->deadline = now;
+		return;
+	}
 	const uint8_t *p = q->buf;
 	size_t len = (size_t)res;
 	if (q->tcp) {
@@ -327,7 +336,8 @@ void resolver_tick(struct resolver *r, int64_t now)
 			continue;
 		if (++q->tries >= RESOLVER_TRIES) {
 			r->timeouts++;
-			fail_query(r, i, "DNS timeout", now);
+			fail_query(r, i, q->refused ? "no DNS server answered (port unreachable or "
+			           "connection refused)" : "DNS timeout: no answer", now);
 			continue;
 		}
 		drop_socket(r, i);

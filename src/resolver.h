@@ -31,6 +31,7 @@ struct dnsq {
 	uint8_t gen;                  /* bumped per socket: completions of old sockets are ignored */
 	uint8_t pend;                 /* bit per sub-operation in flight on the current socket */
 	uint16_t id;
+	bool refused;                 /* an attempt failed with a socket error, not silence */
 	unsigned server, tries;
 	int64_t deadline;
 	size_t qlen, got;
