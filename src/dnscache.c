@@ -184,6 +184,16 @@ void dnscache_put(const char *name, enum dns_type type, const struct dns_answer 
 	}
 }
 
+/* dnscache_wake_others - poke every other thread's eventfd. */
+void dnscache_wake_others(unsigned tid)
+{
+	uint64_t one = 1;
+	for (unsigned t = 0; t < g_threads; t++)
+		if (t != tid && g_wake[t] >= 0 && write(g_wake[t], &one, sizeof one) < 0) {
+			/* cannot fill an eventfd counter: nothing to do */
+		}
+}
+
 /* dnscache_queries - queries started so far. */
 uint64_t dnscache_queries(void)
 {

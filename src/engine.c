@@ -24,7 +24,7 @@
 
 static atomic_int g_stop;
 
-#define TICK_MS        250          /* timer period: deadlines and stop checks */
+#define TICK_MS        100          /* timer period: deadlines and stop checks */
 #define DONTNEED_STEP  (8u << 20)   /* drop consumed job pages from RSS every 8 MiB */
 #define FEED_BATCH     4096u        /* recipients routed per feeding */
 
@@ -274,7 +274,10 @@ static void session_release(struct session *s)
 		d->nopen--;
 	s->greeted = false;
 	d->nconn--;
-	atomic_fetch_sub_explicit(d->shared, 1, memory_order_relaxed);
+	/* A slot of a full destination came free: other threads may be waiting for it. */
+	if (atomic_fetch_sub_explicit(d->shared, 1, memory_order_relaxed) >= (int)d->limit &&
+	    w->cfg->mx)
+		dnscache_wake_others(w->id);
 	s->dest = NULL;
 	w->idle[w->nidle++] = s->idx;
 	if (d->q.n > 0)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* hash - FNV-1a of a string. */
 static uint32_t hash(const char *s)
@@ -330,6 +331,20 @@ static void on_mx(struct worker *w, struct domain *dm, const struct dns_answer *
 		domain_fail(w, dm, &f);
 		return;
 	}
+	if (a->status == DNS_NODATA && !a->why && a->canon[0] &&
+	    strcasecmp(a->canon, dm->lk.name) != 0) {
+		/* The answer was a CNAME alone, without the target's records: ask for the target. */
+		if (++dm->cnames > DNS_MAX_CNAME) {
+			route_set_fail(&f, RS_DEFERRED, 0, "4.4.3", "DNS lookup of %s MX: CNAME chain "
+			               "longer than %u", dm->name, DNS_MAX_CNAME);
+			domain_fail(w, dm, &f);
+			return;
+		}
+		snprintf(dm->alias, sizeof dm->alias, "%s", a->canon);
+		dm->lk.name = dm->alias;
+		resolver_lookup(&w->res, &dm->lk, w->now);
+		return;
+	}
 	if (a->null_mx) {
 		route_set_fail(&f, RS_BOUNCED, 0, "5.1.10", "domain %s accepts no mail (null MX, "
 		               "RFC 7505)", dm->name);
@@ -345,7 +360,7 @@ static void on_mx(struct worker *w, struct domain *dm, const struct dns_answer *
 	n = k;
 	if (a->status == DNS_NODATA || n == 0) { /* RFC 5321 5.1: the implicit MX */
 		implicit[0].pref = 0;
-		snprintf(implicit[0].host, sizeof implicit[0].host, "%s", dm->name);
+		snprintf(implicit[0].host, sizeof implicit[0].host, "%s", dm->lk.name);
 		mx = implicit;
 		n = 1;
 	}

@@ -79,6 +79,8 @@ struct dest {
 struct domain {
 	struct domain *hnext;
 	char name[DNS_MAX_NAME + 1];
+	char alias[DNS_MAX_NAME + 1]; /* where a CNAME-only answer pointed, asked next */
+	unsigned cnames;             /* CNAME-only answers followed so far */
 	struct lookup lk;            /* its MX lookup */
 	struct dest *dest;           /* when known */
 	bool failed;

@@ -170,6 +170,7 @@ def test_dns_timeout():
         check_mx_run(run, label)
         check(run.elapsed < 60, f"{label}: volley gave up on the silent name in time",
               f"{run.elapsed:.1f} s")
+        check_query_counts(run, label, doms)
 
 
 def test_dns_server_rotation():
@@ -179,6 +180,7 @@ def test_dns_server_rotation():
         run = run_mx(d, write_mx_job(d, doms, 3, MESSAGE), GOOD_IPS, timeout=TIMEOUT,
                      dns=lambda ub: [ub.hole, ub.addr])
         check_mx_run(run, label)
+        check_query_counts(run, label, doms)
     with tmpdir() as d:
         label = "--dns HOLE only"
         over = {dom: ("deferred", "4.4.3", None, None) for dom in doms}
@@ -199,6 +201,7 @@ def test_ipv6():
                      ["127.0.0.2", "127.0.0.3", "127.0.0.8", "::1"], ipv6=True,
                      timeout=TIMEOUT, dns=lambda ub: [ub.addr6])
         check_mx_run(run, label)
+        check_query_counts(run, label, doms)
         q = run.ub.queries(client="::1")
         check(q[("mxd.test", "AAAA")] == 1, f"{label}: the queries came over [::1]",
               f"{dict(q)}")
@@ -247,6 +250,7 @@ def test_max_connections_per_destination():
                          args=["--max-connections-per-destination", str(limit),
                                "--connections", "40", "--max-recipients", "1"])
             check_mx_run(run, label, overrides=over)
+            check_query_counts(run, label, doms)
             for ip, srv in sorted(run.aio.items()):
                 most = concurrency(srv)
                 conns = len(srv.events("connect"))
