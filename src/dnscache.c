@@ -16,13 +16,20 @@
 #define NBUCKETS 65536u
 #define MAX_THREADS 256u
 
+/* A thread waiting for a pending entry, and what it waits with. */
+struct waiter {
+	struct waiter *next;
+	unsigned tid;
+	void *ptr;
+};
+
 struct centry {
 	struct centry *next;
 	char *name;
 	enum dns_type type;
 	bool pending;                  /* a query is in flight */
 	int64_t expires;               /* ms */
-	uint64_t waiters[MAX_THREADS / 64]; /* threads to wake */
+	struct waiter *waiters;        /* threads waiting for the pending answer */
 	enum dns_status status;
 	uint32_t ttl;
 	bool null_mx;
@@ -45,6 +52,7 @@ static struct dslot *g_dest[NBUCKETS];
 static unsigned g_entries;
 static uint64_t g_queries;
 static int g_wake[MAX_THREADS];
+static struct waiter *g_ready[MAX_THREADS]; /* per thread: waiters whose answer arrived */
 static unsigned g_threads;
 
 /* hash - FNV-1a over the lower-cased name and the type. */
@@ -101,16 +109,21 @@ static void copy_out(const struct centry *e, struct dns_answer *out)
 
 /* dnscache_get - hit, query, or wait. */
 enum dnscache_rc dnscache_get(const char *name, enum dns_type type, unsigned tid, int64_t now_ms,
-                              struct dns_answer *out)
+                              struct dns_answer *out, void *waiter)
 {
 	uint32_t h = hash(name, type);
 	enum dnscache_rc rc = DC_QUERY;
 	pthread_mutex_lock(&g_mu);
 	struct centry *e = find(name, type, h);
-	if (e && e->pending) {
-		if (tid < MAX_THREADS)
-			e->waiters[tid / 64] |= 1ull << (tid % 64);
+	struct waiter *wt;
+	if (e && e->pending && tid < MAX_THREADS && (wt = malloc(sizeof *wt)) != NULL) {
+		wt->tid = tid;
+		wt->ptr = waiter;
+		wt->next = e->waiters;
+		e->waiters = wt;
 		rc = DC_WAIT;
+	} else if (e && e->pending) {
+		rc = DC_QUERY; /* cannot wait (out of memory): ask ourselves */
 	} else if (e && e->expires > now_ms) {
 		copy_out(e, out);
 		rc = DC_HIT;
@@ -161,7 +174,7 @@ static void store(struct centry *e, const struct dns_answer *a, int64_t now_ms)
 	e->expires = now_ms + (int64_t)e->ttl * 1000;
 }
 
-/* dnscache_put - store and wake the waiters. */
+/* dnscache_put - store, hand each waiter to its thread, and wake those threads. */
 void dnscache_put(const char *name, enum dns_type type, const struct dns_answer *a, int64_t now_ms)
 {
 	uint64_t wake[MAX_THREADS / 64] = {0};
@@ -171,8 +184,13 @@ void dnscache_put(const char *name, enum dns_type type, const struct dns_answer 
 	if (e) {
 		store(e, a, now_ms);
 		e->pending = false;
-		memcpy(wake, e->waiters, sizeof wake);
-		memset(e->waiters, 0, sizeof e->waiters);
+		for (struct waiter *wt = e->waiters, *n; wt; wt = n) {
+			n = wt->next;
+			wt->next = g_ready[wt->tid];
+			g_ready[wt->tid] = wt;
+			wake[wt->tid / 64] |= 1ull << (wt->tid % 64);
+		}
+		e->waiters = NULL;
 	}
 	pthread_mutex_unlock(&g_mu);
 	for (unsigned t = 0; t < g_threads; t++) {
@@ -182,6 +200,23 @@ void dnscache_put(const char *name, enum dns_type type, const struct dns_answer 
 			/* eventfd cannot be full at 2^64-2; nothing to do */
 		}
 	}
+}
+
+/* dnscache_ready - detach up to max of thread tid's ready waiters. */
+unsigned dnscache_ready(unsigned tid, void **out, unsigned max)
+{
+	unsigned n = 0;
+	if (tid >= MAX_THREADS)
+		return 0;
+	pthread_mutex_lock(&g_mu);
+	while (n < max && g_ready[tid]) {
+		struct waiter *wt = g_ready[tid];
+		g_ready[tid] = wt->next;
+		out[n++] = wt->ptr;
+		free(wt);
+	}
+	pthread_mutex_unlock(&g_mu);
+	return n;
 }
 
 /* dnscache_wake_others - poke every other thread's eventfd. */
@@ -228,6 +263,10 @@ void dnscache_free(void)
 	for (unsigned b = 0; b < NBUCKETS; b++) {
 		for (struct centry *e = g_tab[b], *n; e; e = n) {
 			n = e->next;
+			for (struct waiter *wt = e->waiters, *wn; wt; wt = wn) {
+				wn = wt->next;
+				free(wt);
+			}
 			free(e->name);
 			free(e->mx);
 			free(e->addr);
@@ -241,6 +280,13 @@ void dnscache_free(void)
 			free(d);
 		}
 		g_dest[b] = NULL;
+	}
+	for (unsigned t = 0; t < MAX_THREADS; t++) {
+		for (struct waiter *wt = g_ready[t], *wn; wt; wt = wn) {
+			wn = wt->next;
+			free(wt);
+		}
+		g_ready[t] = NULL;
 	}
 	g_entries = 0;
 	pthread_mutex_unlock(&g_mu);

@@ -20,9 +20,14 @@ int dnscache_init(unsigned nthreads);
 /* dnscache_set_wake - register thread tid's eventfd (written to when an answer it waits for arrives). */
 void dnscache_set_wake(unsigned tid, int efd);
 
-/* dnscache_get - look up (name, type) at now_ms for thread tid. */
+/* dnscache_get - look up (name, type) at now_ms for thread tid. On DC_WAIT, waiter
+ * is remembered and handed back by dnscache_ready(tid) once the answer is stored. */
 enum dnscache_rc dnscache_get(const char *name, enum dns_type type, unsigned tid, int64_t now_ms,
-                              struct dns_answer *out);
+                              struct dns_answer *out, void *waiter);
+
+/* dnscache_ready - take the waiters of thread tid whose answers arrived: fills up to
+ * max pointers, returns how many. */
+unsigned dnscache_ready(unsigned tid, void **out, unsigned max);
 
 /* dnscache_put - store the answer of the query this thread made; wakes waiting threads.
  * A failure (SERVFAIL, timeout) is kept DNSCACHE_FAIL_TTL seconds. */

@@ -165,22 +165,45 @@ static struct domain *domain_new(struct worker *w, const char *name, uint32_t h)
 	return d;
 }
 
+/* rcpt_domain - the recipient's domain, lower-cased into out; false for none or a literal.
+ * Unquoted fields are the address itself, so the common case needs no decoding. */
+static bool rcpt_domain(const struct rcpt *r, char *out, size_t cap)
+{
+	char addr[ADDR_MAX_MAILBOX + 1];
+	const char *a = r->raw;
+	size_t n = r->raw_len;
+	if (r->quoted) {
+		n = rcpt_addr(r, addr);
+		a = addr;
+	}
+	return route_domain_of(a, n, out, cap);
+}
+
+/* no_route - the outcome for a recipient whose domain cannot be looked up. */
+static void no_route(struct worker *w, const struct rcpt *r)
+{
+	struct route_fail f;
+	route_set_fail(&f, RS_FAILED, 0, NULL, "cannot route: the domain is an address "
+	               "literal or not an ASCII host name (IDN is not supported yet)");
+	emit_fail(w, r, &f, NULL);
+}
+
 /* route_one - queue or park one recipient by its domain (MX mode). */
 static void route_one(struct worker *w, const struct rcpt *r)
 {
-	char addr[ADDR_MAX_MAILBOX + 1], dom[DNS_MAX_NAME + 1];
-	size_t n = rcpt_addr(r, addr);
-	if (!route_domain_of(addr, n, dom, sizeof dom) || !dns_name_ok(dom)) {
-		struct route_fail f;
-		route_set_fail(&f, RS_FAILED, 0, NULL, "cannot route: the domain is an address "
-		               "literal or not an ASCII host name (IDN is not supported yet)");
-		emit_fail(w, r, &f, NULL);
+	char dom[DNS_MAX_NAME + 1];
+	if (!rcpt_domain(r, dom, sizeof dom)) {
+		no_route(w, r);
 		return;
 	}
 	uint32_t h = hash(dom);
 	struct domain *d = domain_find(w, dom, h);
 	bool fresh = false;
 	if (!d) {
+		if (!dns_name_ok(dom)) {
+			no_route(w, r);
+			return;
+		}
 		d = domain_new(w, dom, h);
 		fresh = d != NULL;
 	}

@@ -61,11 +61,18 @@ int resolver_init(struct resolver *r, struct ring *ring, unsigned tid,
 	return 0;
 }
 
-/* push - append lk to a list. */
+/* push_queued - queue lk for a free slot. Address lookups go first: they are
+ * what stands between a known destination and its first connection, while MX
+ * lookups of new domains can wait behind them. */
 static void push_queued(struct resolver *r, struct lookup *lk)
 {
 	lk->next = NULL;
 	lk->state = LK_QUEUED;
+	if (lk->type != DNS_MX && r->queued) {
+		lk->next = r->queued;
+		r->queued = lk;
+		return;
+	}
 	if (r->queued_tail)
 		r->queued_tail->next = lk;
 	else
@@ -157,6 +164,8 @@ static void finish(struct resolver *r, unsigned i, const struct dns_answer *a, i
 	struct lookup *lk = q->lk;
 	dnscache_put(lk->name, lk->type, a, now);
 	q->lk = NULL;
+	if (lk->type == DNS_MX)
+		r->mx_wire--;
 	drop_socket(r, i);
 	if (q->tcp) {
 		free(q->buf);
@@ -165,7 +174,8 @@ static void finish(struct resolver *r, unsigned i, const struct dns_answer *a, i
 	}
 	lk->state = LK_DONE;
 	r->done(r->ctx, lk, a);
-	while (r->queued && free_slot(r) >= 0) {
+	while (r->queued && free_slot(r) >= 0 &&
+	       (r->queued->type != DNS_MX || r->mx_wire < RESOLVER_MX_SLOTS)) {
 		struct lookup *n = r->queued;
 		r->queued = n->next;
 		if (!r->queued)
@@ -191,12 +201,14 @@ static void fail_query(struct resolver *r, unsigned i, const char *why, int64_t 
 static void start(struct resolver *r, struct lookup *lk, int64_t now)
 {
 	int i = free_slot(r);
-	if (i < 0) {
+	if (i < 0 || (lk->type == DNS_MX && r->mx_wire >= RESOLVER_MX_SLOTS)) {
 		push_queued(r, lk);
 		return;
 	}
 	struct dnsq *q = &r->q[i];
 	q->lk = lk;
+	if (lk->type == DNS_MX)
+		r->mx_wire++;
 	q->tcp = false;
 	q->tries = 0;
 	q->refused = false;
@@ -210,15 +222,14 @@ static void start(struct resolver *r, struct lookup *lk, int64_t now)
 /* resolver_lookup - cache first, then the wire. */
 void resolver_lookup(struct resolver *r, struct lookup *lk, int64_t now)
 {
-	switch (dnscache_get(lk->name, lk->type, r->tid, now, &r->scratch)) {
+	switch (dnscache_get(lk->name, lk->type, r->tid, now, &r->scratch, lk)) {
 	case DC_HIT:
 		lk->state = LK_DONE;
 		r->done(r->ctx, lk, &r->scratch);
 		break;
 	case DC_WAIT:
 		lk->state = LK_WAITING;
-		lk->next = r->waiting;
-		r->waiting = lk;
+		r->nwaiting++;
 		break;
 	case DC_QUERY:
 		start(r, lk, now);
@@ -288,15 +299,16 @@ static void on_answer(struct resolver *r, unsigned i, int res, int64_t now)
 	finish(r, i, &r->scratch, now);
 }
 
-/* on_wake - another thread stored answers: retry the waiting lookups. */
+/* on_wake - answers this thread waited for arrived: finish those lookups (from the cache). */
 static void on_wake(struct resolver *r, int64_t now)
 {
-	struct lookup *list = r->waiting;
-	r->waiting = NULL;
-	while (list) {
-		struct lookup *lk = list;
-		list = lk->next;
-		resolver_lookup(r, lk, now);
+	void *ready[64];
+	unsigned n;
+	while ((n = dnscache_ready(r->tid, ready, 64)) > 0) {
+		for (unsigned i = 0; i < n; i++) {
+			r->nwaiting--;
+			resolver_lookup(r, ready[i], now);
+		}
 	}
 	arm_wake(r);
 }
@@ -355,7 +367,7 @@ void resolver_tick(struct resolver *r, int64_t now)
 /* resolver_busy - anything outstanding. */
 bool resolver_busy(const struct resolver *r)
 {
-	if (r->queued || r->waiting)
+	if (r->queued || r->nwaiting)
 		return true;
 	for (unsigned i = 0; i < RESOLVER_SLOTS; i++)
 		if (r->q[i].lk)

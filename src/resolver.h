@@ -11,6 +11,8 @@
 #define RESOLVER_TRIES      3u      /* attempts per query, rotating servers */
 #define RESOLVER_TIMEOUT_MS 2000    /* per attempt */
 #define RESOLVER_MAX_SERVERS 8u
+#define RESOLVER_MX_SLOTS   32u     /* MX queries on the wire at once: address lookups
+                                     * must not queue behind a burst of new domains */
 
 /* A name to resolve, embedded in whatever needs the answer. */
 struct lookup {
@@ -57,7 +59,8 @@ struct resolver {
 	unsigned next_server;
 	struct dnsq q[RESOLVER_SLOTS];
 	struct lookup *queued, *queued_tail;  /* waiting for a free slot */
-	struct lookup *waiting;       /* waiting for another thread's answer */
+	unsigned nwaiting;            /* lookups waiting for another thread's answer */
+	unsigned mx_wire;             /* MX queries on the wire */
 	int efd;                      /* eventfd other threads write to */
 	uint64_t efd_val;
 	uint64_t queries, tcp_queries, timeouts;

@@ -15,6 +15,8 @@ void stats_sum(const struct progress *p, struct totals *t)
 		t->inflight += atomic_load_explicit(&s->inflight, memory_order_relaxed);
 		t->connections += atomic_load_explicit(&s->connections, memory_order_relaxed);
 		t->sync_writes += atomic_load_explicit(&s->sync_writes, memory_order_relaxed);
+		t->dns_queries += atomic_load_explicit(&s->dns_queries, memory_order_relaxed);
+		t->dns_tcp += atomic_load_explicit(&s->dns_tcp, memory_order_relaxed);
 	}
 }
 
@@ -66,5 +68,8 @@ void stats_summary(const struct progress *p, FILE *f, const char *results_path)
 	        (unsigned long long)t.failed);
 	fprintf(f, "volley: %llu connections, %u threads (%s)\n",
 	        (unsigned long long)t.connections, p->threads, p->st[0].ring_mode);
+	if (t.dns_queries)
+		fprintf(f, "volley: DNS: %llu queries sent (%llu over TCP)\n",
+		        (unsigned long long)t.dns_queries, (unsigned long long)t.dns_tcp);
 	fprintf(f, "volley: results in %s\n", results_path);
 }

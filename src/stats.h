@@ -9,6 +9,7 @@
 /* Totals over all threads. */
 struct totals {
 	uint64_t delivered, bounced, deferred, failed, inflight, connections, sync_writes;
+	uint64_t dns_queries, dns_tcp;
 };
 
 /* Progress state kept by the main thread. */

@@ -275,8 +275,9 @@ class UnboundServer:
 
     def __init__(self, workdir, records, origin="test.", local_zones=None,
                  servfail_zones=(), timeout_zones=(), ipv6=False, black_hole=False,
-                 name="unbound", ttl=3600):
+                 name="unbound", ttl=3600, log_queries=True):
         self.workdir = workdir
+        self.log_queries = log_queries
         self.records = list(records)
         self.origin = origin if origin.endswith(".") else origin + "."
         self.local_zones = dict(local_zones or {})
@@ -355,7 +356,9 @@ class UnboundServer:
               f"  directory: {_q(self.workdir)}",
               f"  pidfile: {_q(self.pid_path)}",
               f"  logfile: {_q(self.log_path)}",
-              "  use-syslog: no", "  log-queries: yes", "  log-replies: yes",
+              "  use-syslog: no",
+              f"  log-queries: {'yes' if self.log_queries else 'no'}",
+              f"  log-replies: {'yes' if self.log_queries else 'no'}",
               "  access-control: 127.0.0.0/8 allow", "  access-control: ::1/128 allow",
               "  do-not-query-localhost: no",
               f"  do-not-query-address: {NO_SERVER}",
