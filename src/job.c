@@ -373,17 +373,37 @@ void job_close(struct job *j)
 	j->size = 0;
 }
 
-/* job_count_lines - number of '\n' in s[0..n). */
+static void job_drop_pages(const char *p, size_t n);
+#define JOB_COUNT_CHUNK (8u << 20) /* octets counted between page drops */
+
+/* job_count_lines - newlines in s[0..n), dropping counted pages from RSS as it goes. */
 static uint64_t job_count_lines(const char *s, size_t n)
 {
 	const char *e = s + n;
 	uint64_t k = 0;
 
-	while ((s = memchr(s, '\n', (size_t)(e - s))) != NULL) {
-		k++;
-		s++;
+	while (s < e) {
+		size_t step = (size_t)(e - s) < JOB_COUNT_CHUNK ? (size_t)(e - s) : JOB_COUNT_CHUNK;
+		const char *c = s, *ce = s + step;
+		while ((c = memchr(c, '\n', (size_t)(ce - c))) != NULL) {
+			k++;
+			c++;
+		}
+		job_drop_pages(s, step);
+		s = ce;
 	}
 	return k;
+}
+
+/* job_drop_pages - the counting pass is done with these pages: drop them from our
+ * resident set (they stay in the page cache), so a long job does not inflate RSS. */
+static void job_drop_pages(const char *p, size_t n)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)p + pg - 1) & ~(pg - 1);
+	uintptr_t b = ((uintptr_t)p + n) & ~(pg - 1);
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 /* job_slices - split the recipient section into n slices at line boundaries. */
