@@ -314,6 +314,25 @@ static bool kw(const char *line, size_t len, const char *k)
 	return len >= kl && strncasecmp(line, k, kl) == 0 && (len == kl || line[kl] == ' ');
 }
 
+/* auth_mechs - PLAIN (bit 0) and LOGIN (bit 1) in an AUTH line's mechanism list. */
+static unsigned auth_mechs(const char *p, size_t len)
+{
+	unsigned m = 0;
+	for (size_t i = 0; i < len;) {
+		while (i < len && p[i] == ' ')
+			i++;
+		size_t j = i;
+		while (j < len && p[j] != ' ')
+			j++;
+		if (j - i == 5 && strncasecmp(p + i, "PLAIN", 5) == 0)
+			m |= 1;
+		if (j - i == 5 && strncasecmp(p + i, "LOGIN", 5) == 0)
+			m |= 2;
+		i = j;
+	}
+	return m;
+}
+
 /* parse_ext - learn extensions from the lines of an EHLO reply. */
 static void parse_ext(struct smtp *s, const struct reply *r)
 {
@@ -326,6 +345,7 @@ static void parse_ext(struct smtp *s, const struct reply *r)
 	const char *p = r->text, *end = r->text + r->text_len;
 	s->ext = 0;
 	s->size_max = 0;
+	s->auth_mechs = 0;
 	for (unsigned ln = 0; p < end; ln++) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
@@ -333,6 +353,8 @@ static void parse_ext(struct smtp *s, const struct reply *r)
 			if (!kw(p, len, tab[i].k))
 				continue;
 			s->ext |= tab[i].bit;
+			if (tab[i].bit == EXT_AUTH)
+				s->auth_mechs = auth_mechs(p + 4, len - 4);
 			if (tab[i].bit == EXT_SIZE && len > 5) {
 				unsigned long long v = 0;
 				for (size_t j = 5; j < len && p[j] >= '0' && p[j] <= '9' && v < (1ull << 50); j++)
@@ -351,6 +373,120 @@ static void greeted(struct smtp *s)
 	s->pipelining = (s->ext & EXT_PIPELINING) && !s->cfg->no_pipelining;
 	build_mail(s);
 	start_work(s);
+}
+
+/* b64 - base64 of src into dst (room for 4 * ceil(n / 3) + 1); returns the length. */
+static size_t b64(const unsigned char *src, size_t n, char *dst)
+{
+	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)src[i] << 16 | (i + 1 < n ? (unsigned)src[i + 1] << 8 : 0) |
+		             (i + 2 < n ? src[i + 2] : 0);
+		dst[o++] = t[v >> 18 & 63];
+		dst[o++] = t[v >> 12 & 63];
+		dst[o++] = i + 1 < n ? t[v >> 6 & 63] : '=';
+		dst[o++] = i + 2 < n ? t[v & 63] : '=';
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+/* fail_local - end the session for a local policy reason (no server reply involved). */
+static void fail_local(struct smtp *s, enum result_status st, const char *why)
+{
+	set_err(s, st, 0, NULL, "%s", why);
+	abort_all(s, NULL);
+}
+
+/* send_auth_plain - AUTH PLAIN with the initial response (RFC 4954, RFC 4616). */
+static void send_auth_plain(struct smtp *s)
+{
+	unsigned char raw[2 * 256 + 2];
+	char enc[sizeof raw * 4 / 3 + 8];
+	size_t ul = strlen(s->cfg->auth_user), pl = strlen(s->cfg->auth_pass), n = 0;
+	raw[n++] = 0;
+	memcpy(raw + n, s->cfg->auth_user, ul);
+	n += ul;
+	raw[n++] = 0;
+	memcpy(raw + n, s->cfg->auth_pass, pl);
+	n += pl;
+	size_t el = b64(raw, n, enc);
+	if (put(s, "AUTH PLAIN ", 11, enc, el, "\r\n", 2) == 0)
+		expect(s, CMD_AUTH, 0, 0);
+	memset(raw, 0, sizeof raw);
+	memset(enc, 0, sizeof enc);
+}
+
+/* send_b64_line - one base64 line of a LOGIN exchange. */
+static void send_b64_line(struct smtp *s, const char *v, enum smtp_cmd cmd)
+{
+	char enc[256 * 4 / 3 + 8];
+	size_t el = b64((const unsigned char *)v, strlen(v), enc);
+	if (put(s, enc, el, "\r\n", 2, NULL, 0) == 0)
+		expect(s, cmd, 0, 0);
+	memset(enc, 0, sizeof enc);
+}
+
+/* after_ehlo - STARTTLS, then AUTH, then transactions, as the policy says. */
+static void after_ehlo(struct smtp *s)
+{
+	const struct smtp_config *c = s->cfg;
+	if (!s->tls_active && !s->no_tls && c->tls != TLSM_NONE) {
+		if (s->ext & EXT_STARTTLS) {
+			send_simple(s, "STARTTLS\r\n", CMD_STARTTLS, 0);
+			return;
+		}
+		if (c->tls >= TLSM_REQUIRED) {
+			fail_local(s, RS_DEFERRED, "TLS is required but the server does not offer STARTTLS");
+			return;
+		}
+	}
+	if (c->auth_user && !s->auth_done) {
+		if (!(s->ext & EXT_AUTH) || !(s->auth_mechs & 3)) {
+			fail_local(s, RS_FAILED, "the server does not offer AUTH PLAIN or LOGIN");
+			return;
+		}
+		if (!s->tls_active && !c->allow_plaintext_auth) {
+			fail_local(s, RS_FAILED, "refusing to send credentials without TLS "
+			           "(use --allow-plaintext-auth to allow it)");
+			return;
+		}
+		s->auth_login = !(s->auth_mechs & 1);
+		if (s->auth_login)
+			send_simple(s, "AUTH LOGIN\r\n", CMD_AUTH, 0);
+		else
+			send_auth_plain(s);
+		return;
+	}
+	greeted(s);
+}
+
+/* smtp_tls_up - STARTTLS done: RFC 3207 4.2, forget the earlier EHLO and say it again. */
+void smtp_tls_up(struct smtp *s)
+{
+	s->tls_active = true;
+	s->ext = 0;
+	s->auth_mechs = 0;
+	s->size_max = 0;
+	send_hello(s, CMD_EHLO);
+}
+
+/* on_auth - replies of the AUTH exchange. */
+static void on_auth(struct smtp *s, struct smtp_expect e, const struct reply *r)
+{
+	if (r->code == 235) {
+		s->auth_done = true;
+		greeted(s);
+	} else if (r->code == 334 && s->auth_login && e.cmd != CMD_AUTH_PASS) {
+		send_b64_line(s, e.cmd == CMD_AUTH ? s->cfg->auth_user : s->cfg->auth_pass,
+		              e.cmd == CMD_AUTH ? CMD_AUTH_USER : CMD_AUTH_PASS);
+	} else {
+		s->auth_failed = r->code >= 500;
+		set_err(s, r->code >= 500 ? RS_FAILED : RS_DEFERRED, r->code, r->enhanced,
+		        "authentication failed: %d %.*s", r->code, (int)r->text_len, r->text);
+		abort_all(s, NULL);
+	}
 }
 
 /* ---- transactions ---- */
@@ -574,8 +710,8 @@ static void on_reply(struct smtp *s, const struct reply *r)
 	case CMD_EHLO:
 		if (r->code / 100 == 2) {
 			parse_ext(s, r);
-			greeted(s);
-		} else if (r->code / 100 == 5) {
+			after_ehlo(s);
+		} else if (r->code / 100 == 5 && !s->tls_active) {
 			send_hello(s, CMD_HELO);
 		} else {
 			fail_reply(s, r);
@@ -584,7 +720,7 @@ static void on_reply(struct smtp *s, const struct reply *r)
 	case CMD_HELO:
 		if (r->code / 100 == 2) {
 			s->ext = 0;
-			greeted(s);
+			after_ehlo(s);
 		} else {
 			fail_reply(s, r);
 		}
@@ -625,6 +761,23 @@ static void on_reply(struct smtp *s, const struct reply *r)
 	case CMD_QUIT:
 		s->state = SS_DONE;
 		break;
+	case CMD_STARTTLS:
+		if (r->code == 220) {
+			s->state = SS_TLS;
+		} else if (s->cfg->tls >= TLSM_REQUIRED) {
+			set_err(s, status_of(r->code), r->code, r->enhanced, "STARTTLS refused: %d %.*s",
+			        r->code, (int)r->text_len, r->text);
+			abort_all(s, NULL);
+		} else {
+			s->no_tls = true;
+			after_ehlo(s);
+		}
+		break;
+	case CMD_AUTH:
+	case CMD_AUTH_USER:
+	case CMD_AUTH_PASS:
+		on_auth(s, e, r);
+		break;
 	}
 }
 
@@ -638,6 +791,11 @@ void smtp_start(struct smtp *s)
 	s->need_rset = false;
 	s->waiting_txn = 0;
 	s->idle = false;
+	s->tls_active = false;
+	s->no_tls = false;
+	s->auth_done = false;
+	s->auth_failed = false;
+	s->auth_mechs = 0;
 	s->msgs = 0;
 	s->qhead = s->qlen = 0;
 	s->txn[0].active = s->txn[1].active = false;

@@ -35,13 +35,23 @@ enum smtp_state {
 	SS_HELLO,       /* EHLO or HELO sent */
 	SS_READY,       /* greeted: transactions may run */
 	SS_QUIT,        /* QUIT sent: waiting for 221 or close */
+	SS_TLS,         /* 220 to STARTTLS: the engine runs the handshake, then smtp_tls_up() */
 	SS_DONE,        /* finished cleanly: close the connection */
 	SS_FAILED,      /* broken: close the connection; see err */
 };
 
 /* What each outstanding reply answers. */
 enum smtp_cmd { CMD_GREETING, CMD_EHLO, CMD_HELO, CMD_MAIL, CMD_RCPT, CMD_DATA, CMD_DOT,
-                CMD_DOT_EMPTY, CMD_RSET, CMD_QUIT };
+                CMD_DOT_EMPTY, CMD_RSET, CMD_QUIT, CMD_STARTTLS, CMD_AUTH, CMD_AUTH_USER,
+                CMD_AUTH_PASS };
+
+/* TLS policy of a run (RFC 3207, RFC 7435). */
+enum smtp_tls_mode {
+	TLSM_NONE,           /* never STARTTLS */
+	TLSM_OPPORTUNISTIC,  /* STARTTLS when offered; any certificate; plaintext if it fails */
+	TLSM_REQUIRED,       /* TLS or nothing; any certificate */
+	TLSM_VERIFY,         /* TLS or nothing; the certificate must be valid for the host */
+};
 
 /* Bytes of RCPT commands one transaction may queue; with the arena below this
  * bounds a session's output memory whatever the addresses' lengths. */
@@ -82,6 +92,10 @@ struct smtp_config {
 	unsigned max_rcpts;          /* recipients per transaction */
 	unsigned max_msgs;           /* transactions per connection */
 	bool no_pipelining;          /* never pipeline, even if offered */
+	enum smtp_tls_mode tls;      /* STARTTLS policy */
+	const char *auth_user;       /* AUTH identity, NULL for no AUTH */
+	const char *auth_pass;       /* its password (never logged) */
+	bool allow_plaintext_auth;   /* allow AUTH without TLS */
 };
 
 /* Callbacks into the engine. */
@@ -112,6 +126,12 @@ struct smtp {
 	int waiting_txn;             /* lockstep: slot+1 of a transaction waiting for RSET's reply */
 	bool waiting_utf8;           /* ... and whether its MAIL needs SMTPUTF8 */
 	bool idle;                   /* ready, waiting for work (ops->next_txn gave 0) */
+	bool tls_active;             /* the connection is encrypted (STARTTLS done, or implicit) */
+	bool no_tls;                 /* do not STARTTLS on this connection (plaintext retry) */
+	bool auth_done;              /* AUTH succeeded on this connection */
+	bool auth_failed;            /* the server refused our credentials (5xx) */
+	bool auth_login;             /* using LOGIN rather than PLAIN */
+	unsigned auth_mechs;         /* AUTH mechanisms offered: bit 0 PLAIN, bit 1 LOGIN */
 	unsigned msgs;               /* transactions started on this connection */
 	unsigned delivered_txns;     /* transactions that ended with a reply to the dot */
 	struct reply_parser rp;
@@ -141,6 +161,9 @@ void smtp_start(struct smtp *s);
  * partial line to present again with more bytes). Fails the session when a
  * line exceeds REPLY_MAX_LINE. */
 size_t smtp_input(struct smtp *s, const char *buf, size_t len);
+
+/* smtp_tls_up - the TLS handshake after STARTTLS succeeded: forget what EHLO said, EHLO again. */
+void smtp_tls_up(struct smtp *s);
 
 /* smtp_kick - work may have arrived for an idle session. */
 void smtp_kick(struct smtp *s);

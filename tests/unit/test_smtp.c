@@ -414,3 +414,88 @@ Test(smtp, utf8_rcpt_needs_smtputf8)
 	cr_assert_str_eq(out(), "MAIL FROM:<news@example.com> SMTPUTF8\r\n"
 	                 "RCPT TO:<j\xc3\xb6rg@example.org>\r\nDATA\r\n");
 }
+
+/* setup_tls - a machine with a TLS policy and optional credentials. */
+static void setup_tls(enum smtp_tls_mode mode, const char *user, const char *pass, bool plain_ok)
+{
+	setup_with(body, 100, 1000, false);
+	cfg.tls = mode;
+	cfg.auth_user = user;
+	cfg.auth_pass = pass;
+	cfg.allow_plaintext_auth = plain_ok;
+}
+
+Test(smtp, starttls_then_ehlo_again_and_auth_plain)
+{
+	setup_tls(TLSM_VERIFY, "user", "secret", false);
+	add_rcpt("a@example.org");
+	greet("250-mx.test\r\n250-PIPELINING\r\n250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n");
+	cr_assert_str_eq(out(), "STARTTLS\r\n");
+	in("220 go ahead\r\n");
+	cr_assert_eq(sm.state, SS_TLS);
+	smtp_tls_up(&sm);
+	cr_assert_eq(sm.ext, 0u, "extensions learned before TLS are forgotten");
+	cr_assert_str_eq(out(), "EHLO client.test\r\n");
+	in("250-mx.test\r\n250-PIPELINING\r\n250 AUTH PLAIN LOGIN\r\n");
+	cr_assert_str_eq(out(), "AUTH PLAIN AHVzZXIAc2VjcmV0\r\n");
+	in("235 2.7.0 ok\r\n");
+	cr_assert_str_eq(out(), "MAIL FROM:<news@example.com>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n");
+}
+
+Test(smtp, auth_login_when_plain_not_offered)
+{
+	setup_tls(TLSM_NONE, "user", "secret", true);
+	add_rcpt("a@example.org");
+	greet("250-mx.test\r\n250 AUTH LOGIN\r\n");
+	cr_assert_str_eq(out(), "AUTH LOGIN\r\n");
+	in("334 VXNlcm5hbWU6\r\n");
+	cr_assert_str_eq(out(), "dXNlcg==\r\n");
+	in("334 UGFzc3dvcmQ6\r\n");
+	cr_assert_str_eq(out(), "c2VjcmV0\r\n");
+	in("235 ok\r\n");
+	cr_assert_str_eq(out(), "MAIL FROM:<news@example.com>\r\n");
+}
+
+Test(smtp, auth_refused_on_plaintext_without_permission)
+{
+	setup_tls(TLSM_OPPORTUNISTIC, "user", "secret", false);
+	add_rcpt("a@example.org");
+	greet("250-mx.test\r\n250 AUTH PLAIN\r\n");
+	cr_assert_eq(sm.state, SS_FAILED);
+	cr_assert(strstr(sm.err, "without TLS") != NULL);
+	cr_assert_str_eq(out(), "", "no credentials on the wire");
+}
+
+Test(smtp, auth_535_is_permanent)
+{
+	setup_tls(TLSM_NONE, "user", "wrong", true);
+	add_rcpt("a@example.org");
+	greet("250-mx.test\r\n250 AUTH PLAIN\r\n");
+	out();
+	in("535 5.7.8 authentication credentials invalid\r\n");
+	cr_assert_eq(sm.state, SS_FAILED);
+	cr_assert(sm.auth_failed);
+	cr_assert_eq(sm.fail_status, RS_FAILED);
+	cr_assert(strstr(sm.err, "535") != NULL);
+	cr_assert(strstr(sm.err, "wrong") == NULL, "the password never appears in a reason");
+}
+
+Test(smtp, tls_required_but_not_offered)
+{
+	setup_tls(TLSM_REQUIRED, NULL, NULL, false);
+	add_rcpt("a@example.org");
+	greet("250-mx.test\r\n250 PIPELINING\r\n");
+	cr_assert_eq(sm.state, SS_FAILED);
+	cr_assert(strstr(sm.err, "STARTTLS") != NULL);
+	cr_assert_str_eq(out(), "");
+}
+
+Test(smtp, opportunistic_continues_when_starttls_refused)
+{
+	setup_tls(TLSM_OPPORTUNISTIC, NULL, NULL, false);
+	add_rcpt("a@example.org");
+	greet("250-mx.test\r\n250 STARTTLS\r\n");
+	cr_assert_str_eq(out(), "STARTTLS\r\n");
+	in("454 4.7.0 TLS not available\r\n");
+	cr_assert_str_eq(out(), "MAIL FROM:<news@example.com>\r\n");
+}
