@@ -35,6 +35,21 @@ static const char send_help[] =
 "  --max-recipients N       recipients sharing one transaction (default 100,\n"
 "                           at most 1000)\n"
 "  --helo NAME              name sent with EHLO/HELO (default: this host's name)\n"
+"  --tls MODE               none, opportunistic (STARTTLS when offered, any\n"
+"                           certificate, plaintext if the handshake fails),\n"
+"                           required (TLS, any certificate) or verify (TLS, the\n"
+"                           certificate must be valid for the host). Default:\n"
+"                           verify for --relay with --auth, else opportunistic\n"
+"  --tls-wrapper            implicit TLS from the first byte (RFC 8314); the\n"
+"                           default for --relay HOST:465\n"
+"  --ca-file FILE           trusted CAs (default: the system store)\n"
+"  --tls-cert FILE, --tls-key FILE\n"
+"                           client certificate and key\n"
+"  --auth USER              authenticate to the relay (AUTH PLAIN or LOGIN); the\n"
+"                           password comes from --auth-password-file or the\n"
+"                           environment variable VOLLEY_AUTH_PASSWORD, never argv\n"
+"  --auth-password-file FILE  file whose first line is the password\n"
+"  --allow-plaintext-auth   allow AUTH on a connection without TLS\n"
 "  --no-pipelining          never pipeline commands, even when offered\n"
 "  --quiet                  no progress line and no summary\n"
 "  -h, --help               this help\n"
@@ -73,7 +88,8 @@ static int num(const char *name, const char *v, unsigned lo, unsigned hi, unsign
 }
 
 enum { O_RELAY = 256, O_CONN, O_THREADS, O_RESULTS, O_FORCE, O_MAXMSG, O_MAXRCPT, O_HELO,
-       O_QUIET, O_NOPIPE, O_DNS, O_PORT, O_IPV, O_DESTLIM };
+       O_QUIET, O_NOPIPE, O_DNS, O_PORT, O_IPV, O_DESTLIM, O_TLS, O_WRAP, O_CA, O_CERT,
+       O_KEY, O_AUTH, O_PASSFILE, O_PLAINAUTH };
 
 static const struct option send_long[] = {
 	{"relay", required_argument, 0, O_RELAY},
@@ -90,6 +106,14 @@ static const struct option send_long[] = {
 	{"port", required_argument, 0, O_PORT},
 	{"ip-version", required_argument, 0, O_IPV},
 	{"max-connections-per-destination", required_argument, 0, O_DESTLIM},
+	{"tls", required_argument, 0, O_TLS},
+	{"tls-wrapper", no_argument, 0, O_WRAP},
+	{"ca-file", required_argument, 0, O_CA},
+	{"tls-cert", required_argument, 0, O_CERT},
+	{"tls-key", required_argument, 0, O_KEY},
+	{"auth", required_argument, 0, O_AUTH},
+	{"auth-password-file", required_argument, 0, O_PASSFILE},
+	{"allow-plaintext-auth", no_argument, 0, O_PLAINAUTH},
 	{"help", no_argument, 0, 'h'},
 	{0, 0, 0, 0},
 };
@@ -130,6 +154,22 @@ static int apply(int c, const char *v, struct send_opts *o)
 		return -1;
 	case O_DESTLIM: return num("--max-connections-per-destination", v, 1, ENGINE_MAX_SESSIONS,
 	                           &o->dest_limit);
+	case O_TLS:
+		if (strcmp(v, "none") && strcmp(v, "opportunistic") && strcmp(v, "required") &&
+		    strcmp(v, "verify")) {
+			fprintf(stderr, "volley send: --tls: expected none, opportunistic, required or "
+			        "verify, got '%s'\n", v);
+			return -1;
+		}
+		o->tls = v;
+		return 0;
+	case O_WRAP: o->tls_wrapper = true; return 0;
+	case O_CA: o->ca_file = v; return 0;
+	case O_CERT: o->tls_cert = v; return 0;
+	case O_KEY: o->tls_key = v; return 0;
+	case O_AUTH: o->auth_user = v; return 0;
+	case O_PASSFILE: o->auth_pass_file = v; return 0;
+	case O_PLAINAUTH: o->allow_plaintext_auth = true; return 0;
 	default: return -1;
 	}
 }

@@ -21,6 +21,14 @@ struct send_opts {
 	unsigned port;                /* --port N (MX mode) */
 	unsigned ip_version;          /* --ip-version 4|6, 0 for any */
 	unsigned dest_limit;          /* --max-connections-per-destination N */
+	const char *tls;              /* --tls none|opportunistic|required|verify, NULL for the default */
+	bool tls_wrapper;             /* --tls-wrapper: implicit TLS */
+	const char *ca_file;          /* --ca-file FILE */
+	const char *tls_cert;         /* --tls-cert FILE */
+	const char *tls_key;          /* --tls-key FILE */
+	const char *auth_user;        /* --auth USER */
+	const char *auth_pass_file;   /* --auth-password-file FILE */
+	bool allow_plaintext_auth;    /* --allow-plaintext-auth */
 };
 
 /* cli_send - parse `volley send` arguments (argv[0] is "send").

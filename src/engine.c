@@ -44,7 +44,7 @@ static void emit(struct worker *w, const struct result *r)
 /* emit_at - result for a recipient taken from the job, tried at address ai of d (or nowhere). */
 static void emit_at(struct worker *w, const struct rcpt *rc, enum result_status st, int code,
                     const char *enh, const char *text, size_t len, int64_t t0,
-                    const struct dest *d, int ai)
+                    const struct dest *d, int ai, const char *tls)
 {
 	char addr[ADDR_MAX_MAILBOX + 1];
 	const struct daddr *a = d && ai >= 0 && (unsigned)ai < d->naddr ? &d->addr[ai] : NULL;
@@ -56,6 +56,7 @@ static void emit_at(struct worker *w, const struct rcpt *rc, enum result_status 
 		.code = code, .enhanced = enh, .reply = text, .reply_len = len,
 		.server = a ? a->server : NULL, .mx = mx, .ip = a ? a->ip : NULL,
 		.attempts = a ? 1 : 0, .ms = t0 > 0 ? w->now - t0 : -1,
+		.tls = tls && tls[0] ? tls : NULL,
 	};
 	emit(w, &r);
 	atomic_fetch_sub_explicit(&w->st->inflight, 1, memory_order_relaxed);
@@ -66,7 +67,8 @@ void emit_rcpt(struct worker *w, const struct rcpt *rc, enum result_status st, i
                const char *enh, const char *text, size_t len, int64_t t0,
                const struct session *s)
 {
-	emit_at(w, rc, st, code, enh, text, len, t0, s ? s->dest : NULL, s ? (int)s->ai : -1);
+	emit_at(w, rc, st, code, enh, text, len, t0, s ? s->dest : NULL, s ? (int)s->ai : -1,
+	        s ? s->tls_desc : NULL);
 }
 
 /* emit_fail - result from a routing failure (DNS, or every address of d failed). */
@@ -74,7 +76,7 @@ void emit_fail(struct worker *w, const struct rcpt *rc, const struct route_fail 
                const struct dest *d)
 {
 	emit_at(w, rc, f->status, f->code, f->enhanced[0] ? f->enhanced : NULL, f->reason,
-	        strlen(f->reason), -1, d, f->ai);
+	        strlen(f->reason), -1, d, f->ai, NULL);
 }
 
 /* emit_bad - result for a job line that failed to parse. */
@@ -177,6 +179,7 @@ static const struct smtp_ops session_ops = { cb_next_txn, cb_result, cb_now };
 
 static void session_close(struct session *s);
 static void session_connect(struct session *s);
+static void session_fail(struct session *s, const char *fmt, const char *detail);
 
 /* step_timeout - deadline for the reply the session waits for. */
 static int64_t step_timeout(const struct session *s)
@@ -196,16 +199,63 @@ static void arm_recv(struct session *s)
 	if (s->recv_armed || s->phase != PH_OPEN)
 		return;
 	struct io_uring_sqe *sqe = ring_sqe(&s->w->ring);
-	io_uring_prep_recv(sqe, s->fd, s->rbuf + s->rlen, sizeof s->rbuf - s->rlen, 0);
+	if (s->tls)
+		io_uring_prep_recv(sqe, s->fd, s->cin, TLS_CIPHER_BUF, 0);
+	else
+		io_uring_prep_recv(sqe, s->fd, s->rbuf + s->rlen, sizeof s->rbuf - s->rlen, 0);
 	io_uring_sqe_set_data64(sqe, ud(s->idx, OP_RECV));
 	s->recv_armed = true;
+	s->inflight++;
+}
+
+/* tls_encrypt - move queued plaintext through TLS into cout; false on a TLS error. */
+static bool tls_encrypt(struct session *s)
+{
+	struct smtp_out *o = &s->smtp.out;
+	while (tls_handshake_done(s->tls) && o->pending > 0) {
+		struct iovec iov[1];
+		smtp_out_iov(o, iov, 1);
+		long n = tls_write(s->tls, iov[0].iov_base, iov[0].iov_len);
+		if (n < 0)
+			return false;
+		if (n == 0)
+			break;
+		smtp_out_consume(o, (size_t)n);
+		if (s->coutlen < TLS_CIPHER_BUF)
+			s->coutlen += tls_get_cipher(s->tls, s->cout + s->coutlen,
+			                             TLS_CIPHER_BUF - s->coutlen);
+	}
+	if (s->coutlen < TLS_CIPHER_BUF)
+		s->coutlen += tls_get_cipher(s->tls, s->cout + s->coutlen, TLS_CIPHER_BUF - s->coutlen);
+	return true;
+}
+
+/* arm_send_tls - send ciphertext (handshake records or encrypted commands and content). */
+static void arm_send_tls(struct session *s)
+{
+	if (!tls_encrypt(s)) {
+		session_fail(s, "TLS: %s", tls_error(s->tls));
+		return;
+	}
+	if (s->coutlen == 0)
+		return;
+	struct io_uring_sqe *sqe = ring_sqe(&s->w->ring);
+	io_uring_prep_send(sqe, s->fd, s->cout, s->coutlen, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud(s->idx, OP_SEND));
+	s->send_armed = true;
 	s->inflight++;
 }
 
 /* arm_send - send queued output when no send is in flight. */
 static void arm_send(struct session *s)
 {
-	if (s->send_armed || s->phase != PH_OPEN || s->smtp.out.pending == 0)
+	if (s->send_armed || s->phase != PH_OPEN)
+		return;
+	if (s->tls) {
+		arm_send_tls(s);
+		return;
+	}
+	if (s->smtp.out.pending == 0)
 		return;
 	memset(&s->mh, 0, sizeof s->mh);
 	s->mh.msg_iov = s->iov;
@@ -226,16 +276,125 @@ static void session_fail(struct session *s, const char *fmt, const char *detail)
 	session_close(s);
 }
 
+/* tls_host - the name the certificate must carry: the MX host, or the relay as given. */
+static const char *tls_host(const struct session *s)
+{
+	const struct dest *d = s->dest;
+	return d == s->w->relay ? s->w->cfg->relay_host : d->host[d->addr[s->ai].host].name;
+}
+
+/* tls_fail - the handshake failed: under the opportunistic policy retry this address
+ * once in plaintext (RFC 7435), otherwise fail over with the reason. */
+static void tls_fail(struct session *s)
+{
+	char why[320];
+	snprintf(why, sizeof why, "TLS with %.80s failed: %.200s", s->dest->addr[s->ai].server,
+	         tls_error(s->tls));
+	s->tls_broken = true;
+	if (s->w->cfg->smtp.tls == TLSM_OPPORTUNISTIC && !s->w->cfg->tls_wrapper)
+		s->plain_retry = true;
+	smtp_abort(&s->smtp, RS_DEFERRED, why);
+	session_close(s);
+}
+
+/* tls_up - the handshake finished: note the cipher; after STARTTLS, EHLO again. */
+static void tls_up(struct session *s)
+{
+	tls_describe(s->tls, s->tls_desc, sizeof s->tls_desc);
+	if (s->smtp.state == SS_TLS)
+		smtp_tls_up(&s->smtp);
+}
+
+/* tls_start - begin TLS on the connection (after 220 to STARTTLS, or at once when implicit). */
+static void tls_start(struct session *s)
+{
+	const struct engine_config *c = s->w->cfg;
+	if (!s->cin)
+		s->cin = malloc(TLS_CIPHER_BUF);
+	if (!s->cout)
+		s->cout = malloc(TLS_CIPHER_BUF);
+	s->rlen = 0; /* RFC 3207 5: nothing received before TLS is kept */
+	s->coutlen = 0;
+	s->tls = s->cin && s->cout && c->tls ?
+	         tls_conn_new(c->tls, tls_host(s), c->smtp.tls == TLSM_VERIFY ? TLS_VERIFY : TLS_NOVERIFY,
+	                      s->dest->tls_session) : NULL;
+	if (!s->tls) {
+		session_fail(s, "TLS: %s", c->tls ? "out of memory" : "TLS is not configured");
+		return;
+	}
+	if (tls_handshake(s->tls) == TLS_ERROR)
+		tls_fail(s);
+}
+
+/* tls_in - ciphertext arrived: feed it, advance the handshake, and hand the
+ * plaintext to the protocol machine. */
+static void tls_in(struct session *s, size_t n)
+{
+	size_t off = 0;
+	while (off < n || tls_handshake_done(s->tls)) {
+		size_t took = off < n ? tls_put_cipher(s->tls, s->cin + off, n - off) : 0;
+		off += took;
+		if (!tls_handshake_done(s->tls)) {
+			if (tls_handshake(s->tls) == TLS_ERROR) {
+				tls_fail(s);
+				return;
+			}
+			if (tls_handshake_done(s->tls))
+				tls_up(s);
+		}
+		long got = 0;
+		while (tls_handshake_done(s->tls) && s->smtp.state != SS_FAILED &&
+		       s->rlen < sizeof s->rbuf &&
+		       (got = tls_read(s->tls, s->rbuf + s->rlen, sizeof s->rbuf - s->rlen)) > 0) {
+			s->rlen += (size_t)got;
+			size_t used = smtp_input(&s->smtp, s->rbuf, s->rlen);
+			memmove(s->rbuf, s->rbuf + used, s->rlen - used);
+			s->rlen -= used;
+		}
+		if (got < 0 && s->smtp.state != SS_DONE && s->smtp.state != SS_QUIT) {
+			session_fail(s, "TLS: %s", tls_error(s->tls));
+			return;
+		}
+		if (took == 0)
+			break;
+	}
+}
+
+/* tls_end - drop the connection's TLS state, keeping its session for resumption. */
+static void tls_end(struct session *s)
+{
+	if (!s->tls)
+		return;
+	if (!s->tls_broken && tls_handshake_done(s->tls)) {
+		void *sess = tls_session_get(s->tls);
+		if (sess) {
+			tls_session_free(s->dest->tls_session);
+			s->dest->tls_session = sess;
+		}
+	}
+	tls_conn_free(s->tls);
+	s->tls = NULL;
+}
+
 /* pump - after any event: send what is queued, finish idle sessions, set the deadline. */
 static void pump(struct session *s)
 {
 	struct smtp *m = &s->smtp;
 	if (s->phase != PH_OPEN)
 		return;
+	if (m->state == SS_TLS && !s->tls) {
+		tls_start(s);
+		if (s->phase != PH_OPEN)
+			return;
+	}
 	if (!s->greeted && m->state == SS_READY) {
 		s->greeted = true;
 		s->dest->nopen++;
 		s->dest->good = (int)s->ai;
+		if (m->auth_done && !s->dest->auth_ok) {
+			s->dest->auth_ok = true;
+			route_want(s->w, s->dest);
+		}
 	}
 	if (m->state == SS_READY && m->idle) {
 		if (!stopping() && (s->dest->q.n > 0 || work_left(s->w)))
@@ -295,6 +454,12 @@ static bool failover(struct session *s)
 		return false;
 	route_set_fail(&d->fail, m->fail_status, m->fail_code, m->fail_enh, "%s", m->err);
 	d->fail.ai = (int)s->ai;
+	if (m->auth_failed) { /* RFC 4954: wrong credentials will not get better; stop now */
+		route_dest_failed(s->w, d);
+		return false;
+	}
+	if (s->plain_retry && !stopping())
+		return true; /* the same address once more, in plaintext */
 	if (d->cursor < s->ai + 1)
 		d->cursor = s->ai + 1;
 	if (d->cursor < d->naddr && !stopping()) {
@@ -312,12 +477,17 @@ static void session_connect(struct session *s)
 	struct worker *w = s->w;
 	const struct daddr *a = &s->dest->addr[s->ai];
 	s->fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	bool plain = s->plain_retry;
 	s->conn_start = w->now;
 	s->taken = 0;
 	s->rlen = 0;
 	s->greeted = false;
+	s->plain_retry = false;
+	s->tls_broken = false;
+	s->tls_desc[0] = '\0';
 	atomic_fetch_add_explicit(&w->st->connections, 1, memory_order_relaxed);
 	smtp_start(&s->smtp);
+	s->smtp.no_tls = plain;
 	if (s->fd < 0) {
 		s->phase = PH_OPEN; /* so that the close path runs */
 		session_fail(s, "socket: %s", strerror(errno));
@@ -369,6 +539,7 @@ static void settle(struct session *s)
 		s->inflight++;
 		return;
 	}
+	tls_end(s);
 	if (failover(s)) {
 		session_connect(s);
 		return;
@@ -387,6 +558,12 @@ static void on_connect(struct session *s, int res)
 		snprintf(what, sizeof what, "connect to %s: %%s", s->dest->addr[s->ai].server);
 		session_fail(s, what, strerror(-res));
 		return;
+	}
+	if (s->w->cfg->tls_wrapper) {
+		tls_start(s);
+		s->smtp.tls_active = true;
+		if (s->phase != PH_OPEN)
+			return;
 	}
 	pump(s);
 }
@@ -408,6 +585,11 @@ static void on_recv(struct session *s, int res)
 		}
 		return;
 	}
+	if (s->tls) {
+		tls_in(s, (size_t)res);
+		pump(s);
+		return;
+	}
 	s->rlen += (size_t)res;
 	size_t used = smtp_input(&s->smtp, s->rbuf, s->rlen);
 	memmove(s->rbuf, s->rbuf + used, s->rlen - used);
@@ -425,7 +607,12 @@ static void on_send(struct session *s, int res)
 		session_fail(s, "send failed: %s", strerror(-res));
 		return;
 	}
-	smtp_out_consume(&s->smtp.out, (size_t)res);
+	if (s->tls) {
+		memmove(s->cout, s->cout + res, s->coutlen - (size_t)res);
+		s->coutlen -= (size_t)res;
+	} else {
+		smtp_out_consume(&s->smtp.out, (size_t)res);
+	}
 	pump(s);
 }
 
@@ -640,6 +827,11 @@ static void *worker_main(void *arg)
 /* worker_free - release a worker's memory. */
 static void worker_free(struct worker *w)
 {
+	for (unsigned i = 0; w->sess && i < w->nsess; i++) {
+		tls_conn_free(w->sess[i].tls);
+		free(w->sess[i].cin);
+		free(w->sess[i].cout);
+	}
 	resfile_free(&w->rf);
 	rpool_free(&w->pool);
 	free(w->sess);

@@ -9,6 +9,7 @@
 #include "message.h"
 #include "resolver.h"
 #include "smtp.h"
+#include "tls.h"
 
 /* Step deadlines in milliseconds (RFC 5321 4.5.3.2 defaults). */
 struct engine_timeouts {
@@ -41,6 +42,8 @@ struct engine_config {
 	unsigned port;                         /* MX mode: SMTP port */
 	bool want4, want6;                     /* MX mode: address families to use */
 	unsigned dest_limit;                   /* connections per destination, all threads */
+	struct tls_ctx *tls;                   /* TLS context, NULL when TLS is off */
+	bool tls_wrapper;                      /* implicit TLS (RFC 8314): TLS from the first byte */
 	unsigned threads;                      /* worker threads */
 	unsigned connections;                  /* sessions in total */
 	int results_fd;                        /* O_APPEND results file */

@@ -111,6 +111,8 @@ struct run {
 	struct engine_config cfg;
 	char helo[256];
 	char results[4200];
+	enum smtp_tls_mode smtp_tls;
+	char password[256];
 };
 
 /* setup_relay - resolve --relay once, before the engine starts. */
@@ -165,6 +167,80 @@ static int setup_dns(struct run *r, char *err, size_t errlen)
 	return 0;
 }
 
+/* read_password - the AUTH password: first line of --auth-password-file, or
+ * $VOLLEY_AUTH_PASSWORD. Never from argv, never printed. */
+static int read_password(const struct send_opts *o, char *out, size_t cap)
+{
+	const char *env = getenv("VOLLEY_AUTH_PASSWORD");
+	size_t n = 0;
+	if (o->auth_pass_file) {
+		int fd = open(o->auth_pass_file, O_RDONLY | O_CLOEXEC);
+		ssize_t got = fd >= 0 ? read(fd, out, cap - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (got < 0) {
+			fprintf(stderr, "volley send: --auth-password-file %s: %s\n", o->auth_pass_file,
+			        strerror(errno));
+			return -1;
+		}
+		n = (size_t)got;
+		out[n] = '\0';
+		n = strcspn(out, "\r\n");
+	} else if (env) {
+		n = strlen(env) < cap ? strlen(env) : cap - 1;
+		memcpy(out, env, n);
+	} else {
+		fprintf(stderr, "volley send: --auth needs a password: --auth-password-file FILE or "
+		        "VOLLEY_AUTH_PASSWORD\n");
+		return -1;
+	}
+	out[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)out[i] < 0x20) {
+			fprintf(stderr, "volley send: the password contains a control character\n");
+			return -1;
+		}
+	if (n == 0 || strlen(o->auth_user) > 255 || strpbrk(o->auth_user, "\r\n")) {
+		fprintf(stderr, "volley send: empty password, or a user name over 255 octets or with "
+		        "a line break\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* setup_tls - TLS policy, trust store and credentials. */
+static int setup_tls(struct run *r)
+{
+	struct engine_config *c = &r->cfg;
+	const struct send_opts *o = &r->o;
+	const char *m = o->tls;
+	char err[512];
+	if (o->auth_user && !o->relay) {
+		fprintf(stderr, "volley send: --auth needs --relay\n");
+		return -1;
+	}
+	c->tls_wrapper = o->tls_wrapper || (o->relay && c->addr.ss_family &&
+	                 ntohs(((struct sockaddr_in *)&c->addr)->sin_port) == 465);
+	if (!m)
+		m = o->relay && o->auth_user ? "verify" : "opportunistic";
+	r->smtp_tls = !strcmp(m, "none") ? TLSM_NONE : !strcmp(m, "opportunistic") ?
+	              TLSM_OPPORTUNISTIC : !strcmp(m, "required") ? TLSM_REQUIRED : TLSM_VERIFY;
+	if (c->tls_wrapper && r->smtp_tls == TLSM_NONE) {
+		fprintf(stderr, "volley send: implicit TLS (--tls-wrapper or port 465) with --tls none\n");
+		return -1;
+	}
+	if (o->auth_user && read_password(o, r->password, sizeof r->password) < 0)
+		return -1;
+	if (r->smtp_tls == TLSM_NONE && !c->tls_wrapper)
+		return 0;
+	c->tls = tls_ctx_new(o->ca_file, o->tls_cert, o->tls_key, err, sizeof err);
+	if (!c->tls) {
+		fprintf(stderr, "volley send: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
 /* prepare - job, message, relay, results file: every check before anything is sent. */
 static int prepare(struct run *r)
 {
@@ -178,7 +254,7 @@ static int prepare(struct run *r)
 		fprintf(stderr, "volley send: %s\n", err);
 		return 2;
 	}
-	if (pick_helo(r->o.helo, r->helo, sizeof r->helo) < 0)
+	if (pick_helo(r->o.helo, r->helo, sizeof r->helo) < 0 || setup_tls(r) < 0)
 		return 2;
 	if (r->o.results)
 		snprintf(r->results, sizeof r->results, "%s", r->o.results);
@@ -197,7 +273,9 @@ static void configure(struct run *r)
 	c->smtp = (struct smtp_config){
 		.helo = r->helo, .from = r->job.from, .from_flags = r->job.from_flags,
 		.msg = &r->msg, .max_rcpts = r->o.max_rcpts, .max_msgs = r->o.max_msgs,
-		.no_pipelining = r->o.no_pipelining,
+		.no_pipelining = r->o.no_pipelining, .tls = r->smtp_tls,
+		.auth_user = r->o.auth_user, .auth_pass = r->o.auth_user ? r->password : NULL,
+		.allow_plaintext_auth = r->o.allow_plaintext_auth,
 	};
 	c->connections = r->o.connections;
 	c->threads = r->o.threads ? r->o.threads : (cpus > 0 ? (unsigned)cpus : 1);
@@ -246,6 +324,8 @@ static int cmd_send(int argc, char **argv)
 		rc = 1;
 	}
 	free(st);
+	tls_ctx_free(r.cfg.tls);
+	memset(r.password, 0, sizeof r.password);
 	message_free(&r.msg);
 	job_close(&r.job);
 	return rc == 0 ? 0 : 1;

@@ -89,6 +89,7 @@ void route_teardown(struct worker *w, const struct route_fail *why)
 		for (struct dest *d = w->dst[b], *n; d; d = n) {
 			n = d->hnext;
 			flush_queue(w, &d->q, why, NULL);
+			tls_session_free(d->tls_session);
 			free(d->host);
 			free(d->key);
 			free(d);
@@ -96,6 +97,7 @@ void route_teardown(struct worker *w, const struct route_fail *why)
 	}
 	if (w->relay) {
 		flush_queue(w, &w->relay->q, why, NULL);
+		tls_session_free(w->relay->tls_session);
 		free(w->relay->host);
 		free(w->relay->key);
 		free(w->relay);
@@ -242,6 +244,8 @@ static unsigned wanted_sessions(const struct worker *w, const struct dest *d)
 {
 	unsigned per = w->cfg->smtp.max_rcpts;
 	unsigned want = (d->q.n + per - 1) / per;
+	if (w->cfg->smtp.auth_user && !d->auth_ok)
+		want = want > 0 ? 1 : 0; /* one session proves the credentials before the others try */
 	return want < d->limit ? want : d->limit;
 }
 

@@ -24,7 +24,8 @@
 #define RESULT_MAX_ENHANCED  32u   /* input octets of the enhanced code copied */
 #define RESULT_MAX_SERVER    80u
 #define RESULT_MAX_MX        255u
-#define RESULT_MAX_IP        64u  /* input octets of "host:port" copied */
+#define RESULT_MAX_IP        64u
+#define RESULT_MAX_TLS       64u  /* input octets of "host:port" copied */
 #define RESULT_ESC_MAX       6u    /* output octets for one input octet ("\u00XX") */
 #define RESULT_CUT           "..."  /* appended when a string is cut */
 
@@ -44,6 +45,7 @@
 #define RESULT_TAIL_MAX (RESULT_LIT_LEN(",\"server\":") + RESULT_STR_MAX(RESULT_MAX_SERVER) \
 	+ RESULT_LIT_LEN(",\"mx\":") + RESULT_STR_MAX(RESULT_MAX_MX) \
 	+ RESULT_LIT_LEN(",\"ip\":") + RESULT_STR_MAX(RESULT_MAX_IP) \
+	+ RESULT_LIT_LEN(",\"tls\":") + RESULT_STR_MAX(RESULT_MAX_TLS) \
 	+ RESULT_LIT_LEN(",\"attempts\":") + 10u \
 	+ RESULT_LIT_LEN(",\"ms\":") + 20u \
 	+ RESULT_LIT_LEN("}\n"))
@@ -229,6 +231,8 @@ size_t result_format(char *dst, size_t cap, const struct result *r)
 	p = put_str_or_null(p, end, r->mx, RESULT_MAX_MX);
 	p = PUT_LIT(p, ",\"ip\":");
 	p = put_str_or_null(p, end, r->ip, RESULT_MAX_IP);
+	p = PUT_LIT(p, ",\"tls\":");
+	p = put_str_or_null(p, end, r->tls, RESULT_MAX_TLS);
 	p = PUT_LIT(p, ",\"attempts\":");
 	p = put_u64(p, r->attempts);
 	p = PUT_LIT(p, ",\"ms\":");

@@ -19,13 +19,14 @@ struct result {
 	int64_t ms;                            /* -1 for null */
 	const char *mx;                        /* MX (or relay) host name, or NULL */
 	const char *ip;                        /* address connected to, or NULL */
+	const char *tls;                       /* "TLSv1.3 TLS_AES_256_GCM_SHA384", or NULL */
 };
 
 /* result_status_name - "delivered", "bounced", "deferred" or "failed". */
 const char *result_status_name(enum result_status s);
 
 /* result_format - write r as one JSON line ending in '\n' into dst.
- * Keys in order: rcpt, line, status, code, enhanced, reply, server, mx, ip, attempts, ms.
+ * Keys in order: rcpt, line, status, code, enhanced, reply, server, mx, ip, tls, attempts, ms.
  * Strings are JSON-escaped; invalid UTF-8 and control octets become \u00XX;
  * reply is cut to RESULT_MAX_REPLY input octets (with "..." appended when cut).
  * Never writes more than cap bytes; returns bytes written, or 0 if cap is

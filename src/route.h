@@ -72,6 +72,8 @@ struct dest {
 	int good;                    /* last address that worked, -1 if none */
 	unsigned nconn;              /* this thread's sessions bound to it */
 	unsigned nopen;              /* ... of which got past the greeting */
+	bool auth_ok;                /* AUTH succeeded once: open more than one session */
+	void *tls_session;           /* TLS session to resume (this thread, this destination) */
 	struct rqueue q;             /* recipients waiting for a session */
 };
 

@@ -34,6 +34,12 @@ struct session {
 	int64_t deadline;            /* ms; 0 = none */
 	int64_t conn_start;          /* ms when the connection attempt began */
 	size_t rlen;                 /* octets in rbuf */
+	struct tls_conn *tls;        /* TLS state while encrypted, else NULL */
+	char *cin, *cout;            /* ciphertext buffers (TLS_CIPHER_BUF each), made on first use */
+	size_t coutlen;              /* ciphertext in cout, being sent */
+	bool tls_broken;             /* the handshake failed on this connection */
+	bool plain_retry;            /* next connection to this address: plaintext (RFC 7435) */
+	char tls_desc[64];           /* "TLSv1.3 TLS_..." once encrypted, else "" */
 	struct msghdr mh;            /* for the one in-flight send */
 	struct iovec iov[SMTP_OUT_SEGS];
 	char rbuf[SESSION_RECV_BUF]; /* received bytes not yet parsed */

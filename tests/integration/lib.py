@@ -41,7 +41,7 @@ SYS_PYTHON = "/usr/bin/python3"
 SMTP_SINK = "/usr/sbin/smtp-sink"
 
 RESULT_KEYS = ["rcpt", "line", "status", "code", "enhanced", "reply", "server", "mx", "ip",
-               "attempts", "ms"]
+               "tls", "attempts", "ms"]
 STATUSES = ("delivered", "bounced", "deferred", "failed")
 ENHANCED_RE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
 SUMMARY_RE = re.compile(
@@ -328,6 +328,7 @@ def validate_result(d, where):
           and (d["server"] is None or isinstance(d["server"], str))
           and (d["mx"] is None or isinstance(d["mx"], str))
           and (d["ip"] is None or isinstance(d["ip"], str))
+          and (d["tls"] is None or (isinstance(d["tls"], str) and d["tls"].startswith("TLSv")))
           and (d["server"] is None) == (d["ip"] is None)
           and isinstance(d["attempts"], int) and d["attempts"] >= 0
           and (d["ms"] is None or (isinstance(d["ms"], int) and d["ms"] >= 0)))
