@@ -34,7 +34,8 @@ import sys
 import time
 
 from lib import (SANITIZE, SANITIZER_MARKS, SYS_PYTHON, TESTDIR, Failure, RESULT_KEYS,
-                 AiosmtpdServer, check, free_port, kill_group, validate_result, wait_port)
+                 AiosmtpdServer, check, free_port, kill_group, read_results, validate_result,
+                 wait_port)
 import lib
 
 OPENSSL = "/usr/bin/openssl"
@@ -233,16 +234,28 @@ def openssl_verify(ca_file, cert, host=None, ip=None):
 def read_results_tls(path):
     """read_results_tls - the results file as a list of dicts, each with "tls".
 
-    Every line must hold lib.RESULT_KEYS in their documented order plus "tls"
-    (a string "VERSION CIPHER" or null); where "tls" sits is not checked until
-    RESULT_KEYS itself lists it."""
+    "tls" is null or "VERSION CIPHER" (TLS_RE). Once lib.RESULT_KEYS lists "tls",
+    lib.read_results checks every key's place; before that, the other keys must
+    keep their order and "tls" may sit anywhere."""
+    if "tls" in RESULT_KEYS:
+        out = read_results(path)
+    else:
+        out = _read_results_extra_tls(path)
+    for i, d in enumerate(out, start=1):
+        t = d["tls"]
+        if not (t is None or (isinstance(t, str) and TLS_RE.match(t))):
+            raise Failure(f"{path}: result {i}: \"tls\" is neither null nor "
+                          f"\"TLSv1.x CIPHER\": {t!r}")
+    return out
+
+
+def _read_results_extra_tls(path):
     if not os.path.exists(path):
         raise Failure(f"results file {path} does not exist")
     with open(path, "rb") as f:
         data = f.read()
     if data and not data.endswith(b"\n"):
         raise Failure(f"{path}: last line is not terminated by a newline")
-    base = [k for k in RESULT_KEYS if k != "tls"]
     out = []
     for i, ln in enumerate(data.split(b"\n")[:-1] if data else [], start=1):
         try:
@@ -250,14 +263,11 @@ def read_results_tls(path):
         except ValueError as e:
             raise Failure(f"{path}:{i}: not JSON ({e}): {ln[:200]!r}")
         keys = list(d.keys()) if isinstance(d, dict) else None
-        if keys is None or sorted(keys) != sorted(base + ["tls"]) \
-                or [k for k in keys if k != "tls"] != base:
+        if keys is None or sorted(keys) != sorted(RESULT_KEYS + ["tls"]) \
+                or [k for k in keys if k != "tls"] != RESULT_KEYS:
             raise Failure(f"{path}:{i}: keys {keys if keys is not None else d!r}, want "
-                          f"{base} in this order plus \"tls\"")
-        t = d["tls"]
-        if not (t is None or (isinstance(t, str) and TLS_RE.match(t))):
-            raise Failure(f"{path}:{i}: \"tls\" is neither null nor \"TLSv1.x CIPHER\": {t!r}")
-        validate_result(d if "tls" in RESULT_KEYS else {k: d[k] for k in base}, f"{path}:{i}")
+                          f"{RESULT_KEYS} in this order plus \"tls\"")
+        validate_result({k: d[k] for k in RESULT_KEYS}, f"{path}:{i}")
         out.append(d)
     return out
 
