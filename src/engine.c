@@ -411,12 +411,11 @@ static void pump(struct session *s)
 	s->deadline = s->w->now + step_timeout(s);
 }
 
-/* session_bind - give a free session to destination d and connect it. */
+/* session_bind - give a free session to destination d (its slot already reserved) and connect. */
 void session_bind(struct session *s, struct dest *d)
 {
 	s->dest = d;
 	d->nconn++;
-	atomic_fetch_add_explicit(d->shared, 1, memory_order_relaxed);
 	s->ai = d->cursor < d->naddr ? d->cursor : (unsigned)(d->good >= 0 ? d->good : 0);
 	session_connect(s);
 }

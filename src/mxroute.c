@@ -249,6 +249,18 @@ static unsigned wanted_sessions(const struct worker *w, const struct dest *d)
 	return want < d->limit ? want : d->limit;
 }
 
+/* reserve - take one of d's connection slots, counted over all threads (CAS, so
+ * two threads cannot both take the last one). */
+static bool reserve(struct dest *d)
+{
+	int v = atomic_load_explicit(d->shared, memory_order_relaxed);
+	while (v < (int)d->limit)
+		if (atomic_compare_exchange_weak_explicit(d->shared, &v, v + 1, memory_order_acq_rel,
+		                                          memory_order_relaxed))
+			return true;
+	return false;
+}
+
 /* route_schedule - bind free sessions to destinations with waiting recipients,
  * within each destination's limit (counted across all threads). */
 void route_schedule(struct worker *w)
@@ -259,7 +271,7 @@ void route_schedule(struct worker *w)
 	while (*pp) {
 		struct dest *d = *pp;
 		while (w->nidle > 0 && d->q.n > 0 && !d->down && d->nconn < wanted_sessions(w, d) &&
-		       atomic_load_explicit(d->shared, memory_order_relaxed) < (int)d->limit)
+		       reserve(d))
 			session_bind(&w->sess[w->idle[--w->nidle]], d);
 		if (d->q.n == 0 || d->down) {
 			d->wanting = false;
