@@ -285,11 +285,11 @@ static const char *tls_host(const struct session *s)
 
 /* tls_fail - the handshake failed: under the opportunistic policy retry this address
  * once in plaintext (RFC 7435), otherwise fail over with the reason. */
-static void tls_fail(struct session *s)
+static void tls_fail(struct session *s, const char *reason)
 {
 	char why[320];
 	snprintf(why, sizeof why, "TLS with %.80s failed: %.200s", s->dest->addr[s->ai].server,
-	         tls_error(s->tls));
+	         reason ? reason : tls_error(s->tls));
 	s->tls_broken = true;
 	if (s->w->cfg->smtp.tls == TLSM_OPPORTUNISTIC && !s->w->cfg->tls_wrapper)
 		s->plain_retry = true;
@@ -323,7 +323,7 @@ static void tls_start(struct session *s)
 		return;
 	}
 	if (tls_handshake(s->tls) == TLS_ERROR)
-		tls_fail(s);
+		tls_fail(s, NULL);
 }
 
 /* tls_in - ciphertext arrived: feed it, advance the handshake, and hand the
@@ -336,7 +336,7 @@ static void tls_in(struct session *s, size_t n)
 		off += took;
 		if (!tls_handshake_done(s->tls)) {
 			if (tls_handshake(s->tls) == TLS_ERROR) {
-				tls_fail(s);
+				tls_fail(s, NULL);
 				return;
 			}
 			if (tls_handshake_done(s->tls))
@@ -573,6 +573,10 @@ static void on_recv(struct session *s, int res)
 	s->recv_armed = false;
 	if (s->phase != PH_OPEN)
 		return;
+	if (res <= 0 && s->tls && !tls_handshake_done(s->tls)) {
+		tls_fail(s, res == 0 ? "connection closed during TLS handshake" : strerror(-res));
+		return;
+	}
 	if (res <= 0) {
 		if (s->smtp.state == SS_QUIT || s->smtp.state == SS_DONE) {
 			s->smtp.state = SS_DONE;

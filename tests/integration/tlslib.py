@@ -21,19 +21,22 @@ require_tls_option  exit 77 ("SKIP") when volley has no --tls option yet.
 Every subprocess has a timeout, every wait is bounded, every server is
 stopped (process group killed) also on failure.
 """
+import atexit
 import base64
 import json
 import os
 import re
 import selectors
+import shutil
 import smtplib
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 
-from lib import (SANITIZE, SANITIZER_MARKS, SYS_PYTHON, TESTDIR, Failure, RESULT_KEYS,
+from lib import (SANITIZE, SANITIZER_MARKS, SYS_PYTHON, TESTDIR, Failure, RESULT_KEYS, Skip,
                  AiosmtpdServer, check, free_port, kill_group, read_results, validate_result,
                  wait_port)
 import lib
@@ -217,6 +220,23 @@ def make_pki(d):
                **chains)
 
 
+_shared = {}
+
+
+def shared_pki():
+    """shared_pki - one PKI for the whole test script (made on first use, in a
+    directory removed at exit unless VOLLEY_KEEP=1)."""
+    if "pki" not in _shared:
+        d = tempfile.mkdtemp(prefix="volley-pki-")
+        os.chmod(d, 0o755)
+        if os.environ.get("VOLLEY_KEEP") != "1":
+            atexit.register(shutil.rmtree, d, True)
+        t0 = time.monotonic()
+        _shared["pki"] = make_pki(d)
+        print(f"     (test PKI made in {d} in {time.monotonic() - t0:.1f} s)", flush=True)
+    return _shared["pki"]
+
+
 def openssl_verify(ca_file, cert, host=None, ip=None):
     """openssl_verify - (ok, output) of `openssl verify` of cert against ca_file."""
     cmd = [OPENSSL, "verify", "-CAfile", ca_file]
@@ -298,6 +318,54 @@ def run_volley_env(args, env=None, timeout=120, cwd=None):
         if mark in err:
             raise Failure(f"sanitizer report from {' '.join(cmd)}:\n{err[-6000:]}")
     return p.returncode, out, err
+
+
+class VolleyRun:
+    """VolleyRun - what one `volley send` run left: rc, out, err, results (None when
+    the results file is missing), res_path, rundir (its working directory), elapsed."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def run_send(d, args, env=None, timeout=None, label="run"):
+    """run_send - `volley send --results FILE --force ARGS` with its working
+    directory in a fresh directory below d (so any file it writes can be found);
+    returns a VolleyRun. The results are read when the file exists."""
+    run_seq = _shared["runs"] = _shared.get("runs", 0) + 1
+    rundir = os.path.join(d, f"run-{run_seq}")
+    os.makedirs(rundir)
+    res_path = os.path.join(rundir, "results.jsonl")
+    cmd = ["send", "--results", res_path, "--force"] + list(args)
+    print(f"     [{label}] volley {' '.join(cmd)}", flush=True)
+    t0 = time.monotonic()
+    rc, out, err = run_volley_env(cmd, env=env, timeout=timeout or timeout_for(120),
+                                  cwd=rundir)
+    elapsed = time.monotonic() - t0
+    print(f"     [{label}] exit {rc} after {elapsed:.2f} s", flush=True)
+    results = read_results_tls(res_path) if os.path.exists(res_path) else None
+    return VolleyRun(rc=rc, out=out, err=err, results=results, res_path=res_path,
+                     rundir=rundir, elapsed=elapsed, args=cmd)
+
+
+def secrets_of(user, password):
+    """secrets_of - the password and the forms AUTH sends it in (PLAIN's base64 of
+    "\\0user\\0password", LOGIN's base64 of the password)."""
+    pw = password.encode("utf-8")
+    return [password,
+            base64.b64encode(b"\0" + user.encode("utf-8") + b"\0" + pw).decode("ascii"),
+            base64.b64encode(pw).decode("ascii")]
+
+
+def check_no_secrets(run, secrets, label, skip=()):
+    """check_no_secrets - none of secrets appears in the run's stdout, stderr, results
+    file or any file in its working directory (skip: paths not to read)."""
+    texts = {"stdout": run.out, "stderr": run.err}
+    texts.update(files_under(run.rundir, skip=skip))
+    found = no_secret_in(secrets, texts)
+    check(not found, f"{label}: the password (plain or base64) appears in none of stdout, "
+          f"stderr, the results file and the {len(texts) - 2} file(s) of the working "
+          f"directory", f"found in {sorted({w for w, _ in found})}")
 
 
 def wait_until(cond, timeout, what, interval=0.05):
@@ -558,7 +626,7 @@ class PostfixSmtpd:
 
     def start(self):
         if os.geteuid() != 0:
-            raise Failure("PostfixSmtpd needs root (Postfix's master runs as root and its "
+            raise Skip("PostfixSmtpd needs root (Postfix's master runs as root and its "
                           "daemons drop to the postfix user)")
         for exe in (POSTFIX, os.path.join(POSTFIX_DAEMONS, "master")):
             if not os.access(exe, os.X_OK):
@@ -652,7 +720,7 @@ class PostfixSmtpd:
         """wait_delivered - wait until the sink accepted n_rcpts recipients in total and
         Postfix's queue is empty; return the sink's transactions."""
         def done():
-            txns = [t for t in self.sink.transactions() if t["code"] == 250]
+            txns = [t for t in self._sink_data() if t["code"] == 250]
             got = sum(len(t["rcpt_tos"]) for t in txns)
             return txns if got >= n_rcpts and self.queue_count() == 0 else None
         try:
@@ -661,12 +729,27 @@ class PostfixSmtpd:
             raise Failure(f"{e}; queue holds {self.queue_count()}; maillog: "
                           f"{self.maillog()[-3000:]!r}")
 
+    def _sink_data(self):
+        """_sink_data - the sink's "data" events so far (content decoded), reading
+        only complete lines: the sink may be writing the last one right now."""
+        with open(self.sink.events_path, "rb") as f:
+            data = f.read()
+        out = []
+        for ln in data[:data.rfind(b"\n") + 1].splitlines():
+            e = json.loads(ln)
+            if e["event"] == "data":
+                e["content"] = base64.b64decode(e["content_b64"])
+                out.append(e)
+        return out
+
     def stop(self):
         if self.proc is not None and self.exit_status is None:
             # master exits on SIGTERM and takes its children with it; kill_group
             # SIGKILLs whatever of the group is left
+            pgid = self.proc.pid
             self.exit_status = kill_group(self.proc, timeout=15)
             self.out.close()
+            _wait_group_gone(pgid, 15)
         self.sink.stop()
 
     def __enter__(self):
@@ -675,6 +758,38 @@ class PostfixSmtpd:
     def __exit__(self, *exc):
         self.stop()
         return False
+
+
+def _group_members(pgid):
+    """_group_members - pids of live (not zombie) processes in process group pgid."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 2 and fields[0] != "Z" and fields[2] == str(pgid):
+            out.append(int(name))
+    return out
+
+
+def _wait_group_gone(pgid, timeout):
+    """_wait_group_gone - wait until no live process of group pgid is left (Postfix's
+    daemons, reparented when master exits); SIGKILL the group again meanwhile."""
+    deadline = time.monotonic() + timeout
+    while _group_members(pgid):
+        if time.monotonic() >= deadline:
+            raise Failure(f"Postfix processes {_group_members(pgid)} still alive "
+                          f"{timeout} s after stopping master")
+        try:
+            os.killpg(pgid, 9)
+        except ProcessLookupError:
+            pass
+        time.sleep(0.05)
 
 
 def _postfix_ids():
@@ -709,8 +824,12 @@ def received_tls(received):
 
 def client_context(ca_file=None, verify=True, cert=None, key=None):
     """client_context - an SSLContext for smtplib: verifying against ca_file, or not."""
-    ctx = ssl.create_default_context(cafile=ca_file) if verify else \
-        ssl._create_unverified_context()
+    if verify:
+        ctx = ssl.create_default_context(cafile=ca_file)
+    else:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
     if cert:
         ctx.load_cert_chain(cert, key)
     return ctx
