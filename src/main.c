@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -231,6 +232,8 @@ static int setup_tls(struct run *r)
 	}
 	if (o->auth_user && read_password(o, r->password, sizeof r->password) < 0)
 		return -1;
+	if (o->auth_user)
+		prctl(PR_SET_DUMPABLE, 0); /* no core dump (or ptrace by others) can show the password */
 	if (r->smtp_tls == TLSM_NONE && !c->tls_wrapper)
 		return 0;
 	c->tls = tls_ctx_new(o->ca_file, o->tls_cert, o->tls_key, err, sizeof err);
