@@ -1,6 +1,7 @@
 /* cli.c - parsing `volley send` options; every option is listed in the help. */
 #include "cli.h"
 #include "bounds.h"
+#include "duration.h"
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -51,6 +52,13 @@ static const char send_help[] =
 "  --auth-password-file FILE  file whose first line is the password\n"
 "  --allow-plaintext-auth   allow AUTH on a connection without TLS\n"
 "  --no-pipelining          never pipeline commands, even when offered\n"
+"  --timeout-connect D      deadlines of each step (RFC 5321 4.5.3.2 defaults):\n"
+"  --timeout-greeting D     connect 30s, greeting 5m, EHLO/MAIL/RCPT and other\n"
+"  --timeout-command D      commands 5m, DATA 2m, each block of data 3m, the\n"
+"  --timeout-data D         final dot 10m. D is a number with a unit: 500ms,\n"
+"  --timeout-block D        40s, 5m, 1h\n"
+"  --timeout-dot D\n"
+"  --timeout-scale X        multiply every deadline by X (e.g. 0.01 in tests)\n"
 "  --quiet                  no progress line and no summary\n"
 "  -h, --help               this help\n"
 "\n"
@@ -89,7 +97,8 @@ static int num(const char *name, const char *v, unsigned lo, unsigned hi, unsign
 
 enum { O_RELAY = 256, O_CONN, O_THREADS, O_RESULTS, O_FORCE, O_MAXMSG, O_MAXRCPT, O_HELO,
        O_QUIET, O_NOPIPE, O_DNS, O_PORT, O_IPV, O_DESTLIM, O_TLS, O_WRAP, O_CA, O_CERT,
-       O_KEY, O_AUTH, O_PASSFILE, O_PLAINAUTH };
+       O_KEY, O_AUTH, O_PASSFILE, O_PLAINAUTH, O_TO_CONNECT, O_TO_GREETING, O_TO_COMMAND,
+       O_TO_DATA, O_TO_BLOCK, O_TO_DOT, O_TO_SCALE };
 
 static const struct option send_long[] = {
 	{"relay", required_argument, 0, O_RELAY},
@@ -114,9 +123,19 @@ static const struct option send_long[] = {
 	{"auth", required_argument, 0, O_AUTH},
 	{"auth-password-file", required_argument, 0, O_PASSFILE},
 	{"allow-plaintext-auth", no_argument, 0, O_PLAINAUTH},
+	{"timeout-connect", required_argument, 0, O_TO_CONNECT},
+	{"timeout-greeting", required_argument, 0, O_TO_GREETING},
+	{"timeout-command", required_argument, 0, O_TO_COMMAND},
+	{"timeout-data", required_argument, 0, O_TO_DATA},
+	{"timeout-block", required_argument, 0, O_TO_BLOCK},
+	{"timeout-dot", required_argument, 0, O_TO_DOT},
+	{"timeout-scale", required_argument, 0, O_TO_SCALE},
 	{"help", no_argument, 0, 'h'},
 	{0, 0, 0, 0},
 };
+
+static const char *const timeout_names[] = { "--timeout-connect", "--timeout-greeting",
+	"--timeout-command", "--timeout-data", "--timeout-block", "--timeout-dot" };
 
 /* apply - store one parsed option; -1 on a bad value. */
 static int apply(int c, const char *v, struct send_opts *o)
@@ -170,6 +189,25 @@ static int apply(int c, const char *v, struct send_opts *o)
 	case O_AUTH: o->auth_user = v; return 0;
 	case O_PASSFILE: o->auth_pass_file = v; return 0;
 	case O_PLAINAUTH: o->allow_plaintext_auth = true; return 0;
+	case O_TO_CONNECT: case O_TO_GREETING: case O_TO_COMMAND: case O_TO_DATA:
+	case O_TO_BLOCK: case O_TO_DOT:
+		o->timeout[c - O_TO_CONNECT] = duration_ms(v);
+		if (o->timeout[c - O_TO_CONNECT] < 0) {
+			fprintf(stderr, "volley send: %s: expected a duration such as 500ms, 40s, 5m "
+			        "or 1h, got '%s'\n", timeout_names[c - O_TO_CONNECT], v);
+			return -1;
+		}
+		return 0;
+	case O_TO_SCALE: {
+		char *end;
+		o->timeout_scale = strtod(v, &end);
+		if (end == v || *end || !(o->timeout_scale > 0) || o->timeout_scale > 1000) {
+			fprintf(stderr, "volley send: --timeout-scale: expected a factor above 0 and at "
+			        "most 1000, got '%s'\n", v);
+			return -1;
+		}
+		return 0;
+	}
 	default: return -1;
 	}
 }
@@ -182,6 +220,7 @@ int cli_send(int argc, char **argv, struct send_opts *o)
 	o->max_msgs = 1000;
 	o->max_rcpts = 100;
 	o->port = 25;
+	o->timeout_scale = 1.0;
 	o->dest_limit = 20;
 	optind = 1;
 	opterr = 0;

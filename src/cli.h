@@ -2,6 +2,7 @@
 #ifndef VOLLEY_CLI_H
 #define VOLLEY_CLI_H
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Options of `volley send`. */
 struct send_opts {
@@ -29,6 +30,8 @@ struct send_opts {
 	const char *auth_user;        /* --auth USER */
 	const char *auth_pass_file;   /* --auth-password-file FILE */
 	bool allow_plaintext_auth;    /* --allow-plaintext-auth */
+	int64_t timeout[6];           /* --timeout-connect, -greeting, -command, -data, -block, -dot (ms, 0 = default) */
+	double timeout_scale;         /* --timeout-scale X (default 1) */
 };
 
 /* cli_send - parse `volley send` arguments (argv[0] is "send").

@@ -188,7 +188,9 @@ static int64_t step_timeout(const struct session *s)
 	switch (smtp_expecting(&s->smtp)) {
 	case CMD_GREETING: return to->greeting;
 	case CMD_DATA: return to->data;
-	case CMD_DOT: case CMD_DOT_EMPTY: return to->dot;
+	case CMD_DOT: case CMD_DOT_EMPTY:
+		/* while the content is still going out, each block gets its own deadline */
+		return s->send_armed ? to->block : to->dot;
 	default: return to->command;
 	}
 }
@@ -376,8 +378,10 @@ static void tls_end(struct session *s)
 	s->tls = NULL;
 }
 
-/* pump - after any event: send what is queued, finish idle sessions, set the deadline. */
-static void pump(struct session *s)
+/* pump_ex - send what is queued, finish idle sessions; after progress (bytes moved)
+ * restart the step's deadline. The timer tick pumps without progress, so that a
+ * server which says nothing still runs into its deadline. */
+static void pump_ex(struct session *s, bool progress)
 {
 	struct smtp *m = &s->smtp;
 	if (s->phase != PH_OPEN)
@@ -408,7 +412,14 @@ static void pump(struct session *s)
 	}
 	arm_send(s);
 	arm_recv(s);
-	s->deadline = s->w->now + step_timeout(s);
+	if (progress || s->deadline == 0)
+		s->deadline = s->w->now + step_timeout(s);
+}
+
+/* pump - after an event that moved bytes. */
+static void pump(struct session *s)
+{
+	pump_ex(s, true);
 }
 
 /* session_bind - give a free session to destination d (its slot already reserved) and connect. */
@@ -647,7 +658,7 @@ static void on_tick(struct worker *w)
 	if (w->cfg->mx)
 		resolver_tick(&w->res, w->now);
 	for (unsigned i = 0; i < w->nsess; i++)
-		pump(&w->sess[i]);
+		pump_ex(&w->sess[i], false);
 	atomic_store_explicit(&w->st->sync_writes, w->rf.sync_writes, memory_order_relaxed);
 	atomic_store_explicit(&w->st->dns_queries, w->res.queries, memory_order_relaxed);
 	atomic_store_explicit(&w->st->dns_tcp, w->res.tcp_queries, memory_order_relaxed);

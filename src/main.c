@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "dest.h"
 #include "dns.h"
+#include "duration.h"
 #include "engine.h"
 #include "job.h"
 #include "message.h"
@@ -289,8 +290,12 @@ static void configure(struct run *r)
 	c->want4 = r->o.ip_version != 6;
 	c->want6 = r->o.ip_version != 4;
 	c->dest_limit = r->o.dest_limit;
-	c->to = (struct engine_timeouts){ .connect = 30000, .greeting = 300000,
-		.command = 300000, .data = 120000, .block = 180000, .dot = 600000 };
+	static const int64_t defaults[6] = { 30000, 300000, 300000, 120000, 180000, 600000 };
+	int64_t to[6];
+	for (int i = 0; i < 6; i++)
+		to[i] = scale_ms(r->o.timeout[i] ? r->o.timeout[i] : defaults[i], r->o.timeout_scale);
+	c->to = (struct engine_timeouts){ .connect = to[0], .greeting = to[1], .command = to[2],
+		.data = to[3], .block = to[4], .dot = to[5] };
 }
 
 /* cmd_send - `volley send`. */
