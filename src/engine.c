@@ -27,6 +27,8 @@ static atomic_int g_stop;
 #define TICK_MS        100          /* timer period: deadlines and stop checks */
 #define DONTNEED_STEP  (8u << 20)   /* drop consumed job pages from RSS every 8 MiB */
 #define FEED_BATCH     4096u        /* recipients routed per feeding */
+#define TLS_RECORD_MAX 16384u       /* plaintext gathered into one TLS record */
+#define RETRY_PAUSE_MS 1000         /* after a failed connection, before the next to that destination */
 
 /* ---- results ---- */
 
@@ -180,6 +182,7 @@ static const struct smtp_ops session_ops = { cb_next_txn, cb_result, cb_now };
 static void session_close(struct session *s);
 static void session_connect(struct session *s);
 static void session_fail(struct session *s, const char *fmt, const char *detail);
+static void settle(struct session *s);
 
 /* step_timeout - deadline for the reply the session waits for. */
 static int64_t step_timeout(const struct session *s)
@@ -215,9 +218,19 @@ static bool tls_encrypt(struct session *s)
 {
 	struct smtp_out *o = &s->smtp.out;
 	while (tls_handshake_done(s->tls) && o->pending > 0) {
-		struct iovec iov[1];
-		smtp_out_iov(o, iov, 1);
-		long n = tls_write(s->tls, iov[0].iov_base, iov[0].iov_len);
+		/* Gather the queued pieces (end of content, dot, next commands) into one
+		 * record: separate records make the server answer in separate writes, and
+		 * Nagle plus delayed ACKs then stall every pipelined transaction ~40 ms. */
+		char stage[TLS_RECORD_MAX];
+		struct iovec iov[SMTP_OUT_SEGS];
+		unsigned k = smtp_out_iov(o, iov, SMTP_OUT_SEGS);
+		size_t len = 0;
+		for (unsigned i = 0; i < k && len < sizeof stage; i++) {
+			size_t take = iov[i].iov_len < sizeof stage - len ? iov[i].iov_len : sizeof stage - len;
+			memcpy(stage + len, iov[i].iov_base, take);
+			len += take;
+		}
+		long n = tls_write(s->tls, stage, len);
 		if (n < 0)
 			return false;
 		if (n == 0)
@@ -353,7 +366,8 @@ static void tls_in(struct session *s, size_t n)
 			memmove(s->rbuf, s->rbuf + used, s->rlen - used);
 			s->rlen -= used;
 		}
-		if (got < 0 && s->smtp.state != SS_DONE && s->smtp.state != SS_QUIT) {
+		if (got < 0 && (smtp_open_rcpts(&s->smtp) > 0 ||
+		                (s->smtp.state != SS_DONE && s->smtp.state != SS_QUIT))) {
 			session_fail(s, "TLS: %s", tls_error(s->tls));
 			return;
 		}
@@ -439,9 +453,6 @@ static void session_release(struct session *s)
 	s->phase = PH_IDLE;
 	if (!d)
 		return;
-	if (s->greeted)
-		d->nopen--;
-	s->greeted = false;
 	d->nconn--;
 	/* A slot of a full destination came free: other threads may be waiting for it. */
 	if (atomic_fetch_sub_explicit(d->shared, 1, memory_order_relaxed) >= (int)d->limit &&
@@ -476,8 +487,10 @@ static bool failover(struct session *s)
 		s->ai = d->cursor;
 		return true;
 	}
-	if (d->nopen == 0)
+	if (d->nconn == 1) /* no other session of this thread is up or still trying */
 		route_dest_failed(s->w, d);
+	else /* others are up or trying: no new attempt for a while (no reconnect storm) */
+		d->retry_at = s->w->now + RETRY_PAUSE_MS;
 	return false;
 }
 
@@ -521,8 +534,10 @@ static void session_close(struct session *s)
 		return;
 	s->phase = PH_CLOSING;
 	s->deadline = 0;
-	if (s->fd < 0)
+	if (s->fd < 0) { /* socket() failed: nothing in flight will call settle */
+		settle(s);
 		return;
+	}
 	struct io_uring_sqe *sqe = ring_sqe(&w->ring);
 	if (s->inflight > 0) {
 		io_uring_prep_cancel_fd(sqe, s->fd, IORING_ASYNC_CANCEL_ALL);
@@ -549,8 +564,13 @@ static void settle(struct session *s)
 		s->inflight++;
 		return;
 	}
+	bool was_greeted = s->greeted;
+	if (s->greeted) {
+		s->dest->nopen--;
+		s->greeted = false;
+	}
 	tls_end(s);
-	if (failover(s)) {
+	if (!was_greeted && failover(s)) {
 		session_connect(s);
 		return;
 	}
@@ -589,7 +609,8 @@ static void on_recv(struct session *s, int res)
 		return;
 	}
 	if (res <= 0) {
-		if (s->smtp.state == SS_QUIT || s->smtp.state == SS_DONE) {
+		if ((s->smtp.state == SS_QUIT || s->smtp.state == SS_DONE) &&
+		    smtp_open_rcpts(&s->smtp) == 0) {
 			s->smtp.state = SS_DONE;
 			session_close(s);
 		} else if (res == 0) {
@@ -600,15 +621,18 @@ static void on_recv(struct session *s, int res)
 		return;
 	}
 	if (s->tls) {
+		unsigned replies = s->smtp.replies;
+		bool shaken = tls_handshake_done(s->tls);
 		tls_in(s, (size_t)res);
-		pump(s);
+		pump_ex(s, s->smtp.replies != replies || (s->tls && tls_handshake_done(s->tls) != shaken));
 		return;
 	}
+	unsigned replies = s->smtp.replies;
 	s->rlen += (size_t)res;
 	size_t used = smtp_input(&s->smtp, s->rbuf, s->rlen);
 	memmove(s->rbuf, s->rbuf + used, s->rlen - used);
 	s->rlen -= used;
-	pump(s);
+	pump_ex(s, s->smtp.replies != replies); /* a drip of bytes does not extend a deadline */
 }
 
 /* on_send - a send finished (possibly short). */
@@ -904,6 +928,10 @@ int engine_run(const struct engine_config *cfg, struct engine_stats *stats,
 			snprintf(err, errlen, "thread %u: %s", i, w[i].err);
 			rc = -1;
 		}
+	}
+	for (unsigned i = 0; i < n; i++) { /* eventfds last: another thread may still write one */
+		if (w[i].res.efd > 0)
+			close(w[i].res.efd);
 		worker_free(&w[i]);
 	}
 	dnscache_free();

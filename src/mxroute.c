@@ -270,8 +270,8 @@ void route_schedule(struct worker *w)
 		return;
 	while (*pp) {
 		struct dest *d = *pp;
-		while (w->nidle > 0 && d->q.n > 0 && !d->down && d->nconn < wanted_sessions(w, d) &&
-		       reserve(d))
+		while (w->nidle > 0 && d->q.n > 0 && !d->down && d->retry_at <= w->now &&
+		       d->nconn < wanted_sessions(w, d) && reserve(d))
 			session_bind(&w->sess[w->idle[--w->nidle]], d);
 		if (d->q.n == 0 || d->down) {
 			d->wanting = false;

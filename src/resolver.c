@@ -375,16 +375,17 @@ bool resolver_busy(const struct resolver *r)
 	return false;
 }
 
-/* resolver_free - release sockets and buffers. */
+/* resolver_free - release sockets and buffers (no-op for a resolver never set up). */
 void resolver_free(struct resolver *r)
 {
+	if (!r->ring)
+		return;
 	for (unsigned i = 0; i < RESOLVER_SLOTS; i++) {
 		if (r->q[i].fd >= 0)
 			close(r->q[i].fd);
 		if (r->q[i].tcp)
 			free(r->q[i].buf);
 	}
-	if (r->efd >= 0)
-		close(r->efd);
-	dnscache_set_wake(r->tid, -1);
+	/* r->efd stays open until every thread has ended (engine_run): another thread may
+	 * still be writing to it, and a recycled number could be a socket. */
 }

@@ -73,6 +73,7 @@ struct dest {
 	unsigned nconn;              /* this thread's sessions bound to it */
 	unsigned nopen;              /* ... of which got past the greeting */
 	bool auth_ok;                /* AUTH succeeded once: open more than one session */
+	int64_t retry_at;            /* ms: no new session before this (after a failed one) */
 	void *tls_session;           /* TLS session to resume (this thread, this destination) */
 	struct rqueue q;             /* recipients waiting for a session */
 };

@@ -689,6 +689,7 @@ static void on_dot(struct smtp *s, struct smtp_expect e, const struct reply *r)
 /* on_reply - dispatch a complete reply to the command it answers. */
 static void on_reply(struct smtp *s, const struct reply *r)
 {
+	s->replies++;
 	if (s->qlen == 0) {
 		fail_protocol(s, "reply to no command");
 		return;
