@@ -44,6 +44,8 @@
 #               is what the rest of the machine used during the runs.
 #   VOLLEY_ARGS extra arguments for volley send (default: none)
 #   RAW         also write every run as CSV to this file (default: none)
+#   TLS         1 = afterwards, the TLS rows: bench/tls.sh (STARTTLS against plaintext
+#               to one Postfix smtpd, since smtp-sink has no TLS); 0 = skip (default: 1)
 #   SMTP_SINK, SMTP_SOURCE  paths (default: /usr/sbin/smtp-sink, /usr/sbin/smtp-source)
 #
 # Only 127.0.0.1 is used. The sink listens on a free port, and is stopped at
@@ -418,3 +420,11 @@ echo "CPU µs/msg: user+sys of the sender process / messages (recipients for the
 echo "sender, sink and other CPU %: % of one core over the sender's run ($(nproc) cores = $(( 100 * $(nproc) ))%);"
 echo "smtp-sink is one process: ~100% = the sink is saturated. other = the rest of the machine (noise)."
 echo "Ratios: volley / smtp-source, same size and sessions (CPU/msg: lower is better)."
+
+# The TLS rows need a TLS-capable sink: bench/tls.sh runs them against a private
+# Postfix smtpd (plaintext and STARTTLS to the same server).
+if [[ ${TLS:-1} == 1 ]]; then
+	echo
+	echo "TLS rows (bench/tls.sh, VOLLEY=$VOLLEY):"
+	VOLLEY="$VOLLEY" RUNS="${RUNS:-3}" bash "$(dirname "$0")/tls.sh" || exit 1
+fi
