@@ -19,7 +19,6 @@ struct engine_timeouts {
 /* Counters one thread publishes for progress and the summary (relaxed atomics). */
 struct engine_stats {
 	_Atomic uint64_t delivered, bounced, deferred, failed;
-	_Atomic uint64_t txns;         /* transactions whose content was queued */
 	_Atomic uint64_t connections;  /* connection attempts */
 	_Atomic uint64_t inflight;     /* recipients taken but without a result */
 	_Atomic uint64_t sync_writes;  /* results writes that had to block */

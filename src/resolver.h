@@ -16,7 +16,7 @@
 
 /* A name to resolve, embedded in whatever needs the answer. */
 struct lookup {
-	struct lookup *next;          /* in the resolver's queued or waiting list */
+	struct lookup *next;          /* in the resolver's queue of lookups waiting for a slot */
 	const char *name;             /* owner's storage */
 	enum dns_type type;
 	uint8_t state;                /* LK_* */

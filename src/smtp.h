@@ -134,7 +134,6 @@ struct smtp {
 	unsigned auth_mechs;         /* AUTH mechanisms offered: bit 0 PLAIN, bit 1 LOGIN */
 	unsigned msgs;               /* transactions started on this connection */
 	unsigned replies;            /* complete replies received (progress, for deadlines) */
-	unsigned delivered_txns;     /* transactions that ended with a reply to the dot */
 	struct reply_parser rp;
 	struct smtp_expect *q;       /* ring of expected replies */
 	unsigned qcap, qhead, qlen;
