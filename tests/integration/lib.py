@@ -515,7 +515,106 @@ def angle(addr):
 
 # --- aiosmtpd ----------------------------------------------------------------
 
-class AiosmtpdServer:
+class ServerProcess:
+    """ServerProcess - a test server script (run with Debian's python3, in its own
+    process group) that prints "READY <port>" once it listens and records what it
+    sees as JSONL events; a context manager. Subclasses set host, port, log_path,
+    events_path and name, and define command() and prepare()."""
+
+    name = "server"
+
+    def command(self):
+        raise NotImplementedError
+
+    def prepare(self):
+        """prepare - write the files the script reads (before it starts)."""
+
+    @property
+    def relay(self):
+        """relay - the --relay argument for volley."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def server_name(self):
+        """server_name - what volley should put in the "server" key."""
+        return self.relay
+
+    def start(self):
+        self.prepare()
+        open(self.events_path, "wb").close()
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=self.log,
+                                     start_new_session=True)
+        try:
+            self._wait_ready(15.0)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout):
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        buf = b""
+        try:
+            while time.monotonic() < deadline:
+                if sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                    chunk = os.read(self.proc.stdout.fileno(), 4096)
+                    if not chunk:
+                        break
+                    buf += chunk
+                    if b"\n" in buf:
+                        line = buf.split(b"\n", 1)[0].decode()
+                        if line == f"READY {self.port}":
+                            return
+                        raise Failure(f"{self.name} said {line!r}")
+        finally:
+            sel.close()
+        raise Failure(f"{self.name} not ready on {self.relay} within {timeout} s; "
+                      f"log: {self.log_tail()!r}")
+
+    def log_tail(self, n=1500):
+        """log_tail - the end of the script's stderr."""
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-n:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc is not None and self.exit_status is None:
+            self.exit_status = kill_group(self.proc)
+            self.proc.stdout.close()
+            self.log.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def events(self, kind=None, conn=None):
+        """events - recorded events (all, or of one kind and/or connection), in order."""
+        out = []
+        with open(self.events_path, "rb") as f:
+            for ln in f:
+                e = json.loads(ln)
+                if (kind is None or e["event"] == kind) and (conn is None or e["conn"] == conn):
+                    out.append(e)
+        return out
+
+    def transactions(self):
+        """transactions - the "data" events, each with its content decoded to bytes."""
+        out = self.events("data")
+        for t in out:
+            t["content"] = base64.b64decode(t["content_b64"])
+        return out
+
+
+class AiosmtpdServer(ServerProcess):
     """AiosmtpdServer - smtp_server.py in a subprocess, as a context manager.
 
     reject / defer: recipients answered 550 5.1.1 / 451 4.3.0 at RCPT.
@@ -542,88 +641,15 @@ class AiosmtpdServer:
         self.proc = None
         self.exit_status = None
 
-    @property
-    def relay(self):
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+    name = "aiosmtpd server"
 
-    @property
-    def server_name(self):
-        return self.relay
-
-    def start(self):
+    def prepare(self):
         with open(self.rules_path, "w") as f:
             json.dump(self.rules, f)
-        open(self.events_path, "wb").close()
-        self.log = open(self.log_path, "wb")
-        cmd = [SYS_PYTHON, SERVER_PY, "--host", self.host, "--port", str(self.port),
-               "--rules", self.rules_path, "--out", self.events_path]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self.log, start_new_session=True)
-        try:
-            self._wait_ready(15.0)
-        except Exception:
-            self.stop()
-            raise
-        return self
 
-    def _wait_ready(self, timeout):
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        buf = b""
-        try:
-            while time.monotonic() < deadline:
-                if sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                    chunk = os.read(self.proc.stdout.fileno(), 4096)
-                    if not chunk:
-                        break
-                    buf += chunk
-                    if b"\n" in buf:
-                        line = buf.split(b"\n", 1)[0].decode()
-                        if line == f"READY {self.port}":
-                            return
-                        raise Failure(f"aiosmtpd server said {line!r}")
-        finally:
-            sel.close()
-        raise Failure(f"aiosmtpd server not ready on {self.relay} within {timeout} s; "
-                      f"log: {self._log_tail()!r}")
-
-    def _log_tail(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read()[-1500:].decode(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self):
-        if self.proc is not None and self.exit_status is None:
-            self.exit_status = kill_group(self.proc)
-            self.proc.stdout.close()
-            self.log.close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
-    def events(self, kind=None):
-        """events - recorded events (all, or those of one kind), in order."""
-        out = []
-        with open(self.events_path, "rb") as f:
-            for ln in f:
-                e = json.loads(ln)
-                if kind is None or e["event"] == kind:
-                    out.append(e)
-        return out
-
-    def transactions(self):
-        """transactions - the "data" events, each with its content decoded to bytes."""
-        out = self.events("data")
-        for t in out:
-            t["content"] = base64.b64decode(t["content_b64"])
-        return out
+    def command(self):
+        return [SYS_PYTHON, SERVER_PY, "--host", self.host, "--port", str(self.port),
+                "--rules", self.rules_path, "--out", self.events_path]
 
     def check_clean_exit(self):
         check_eq(self.exit_status, 0, "aiosmtpd server shut down cleanly on SIGTERM")

@@ -26,7 +26,6 @@ import base64
 import json
 import os
 import re
-import selectors
 import shutil
 import smtplib
 import socket
@@ -37,7 +36,7 @@ import tempfile
 import time
 
 from lib import (SANITIZE, SANITIZER_MARKS, SYS_PYTHON, TESTDIR, Failure, RESULT_KEYS, Skip,
-                 AiosmtpdServer, check, free_port, kill_group, read_results, validate_result,
+                 AiosmtpdServer, ServerProcess, check, free_port, kill_group, read_results, validate_result,
                  wait_port)
 import lib
 
@@ -382,7 +381,7 @@ def wait_until(cond, timeout, what, interval=0.05):
 
 # --- tls_server.py -----------------------------------------------------------
 
-class TlsServer:
+class TlsServer(ServerProcess):
     """TlsServer - tls_server.py in a subprocess, as a context manager.
 
     mode: plain, starttls, implicit, garbage, drop (see tls_server.py); cert/key:
@@ -410,88 +409,17 @@ class TlsServer:
         self.exit_status = None
 
     @property
-    def relay(self):
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+    def name(self):
+        return f"tls_server.py ({self.cfg['mode']})"
 
-    @property
-    def server_name(self):
-        return self.relay
-
-    def start(self):
+    def prepare(self):
         with open(self.config_path, "w") as f:
             json.dump(self.cfg, f)
         os.chmod(self.config_path, 0o600)
-        open(self.events_path, "wb").close()
-        self.log = open(self.log_path, "wb")
-        cmd = [SYS_PYTHON, TLS_SERVER_PY, "--host", self.host, "--port", str(self.port),
-               "--config", self.config_path, "--out", self.events_path]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self.log, start_new_session=True)
-        try:
-            self._wait_ready(15.0)
-        except Exception:
-            self.stop()
-            raise
-        return self
 
-    def _wait_ready(self, timeout):
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        buf = b""
-        try:
-            while time.monotonic() < deadline:
-                if sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                    chunk = os.read(self.proc.stdout.fileno(), 4096)
-                    if not chunk:
-                        break
-                    buf += chunk
-                    if b"\n" in buf:
-                        line = buf.split(b"\n", 1)[0].decode()
-                        if line == f"READY {self.port}":
-                            return
-                        raise Failure(f"tls_server.py said {line!r}")
-        finally:
-            sel.close()
-        raise Failure(f"tls_server.py ({self.cfg['mode']}) not ready on {self.relay} within "
-                      f"{timeout} s; log: {self.log_tail()!r}")
-
-    def log_tail(self, n=1500):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read()[-n:].decode(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self):
-        if self.proc is not None and self.exit_status is None:
-            self.exit_status = kill_group(self.proc)
-            self.proc.stdout.close()
-            self.log.close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
-    def events(self, kind=None, conn=None):
-        """events - recorded events (all, or of one kind and/or connection), in order."""
-        out = []
-        with open(self.events_path, "rb") as f:
-            for ln in f:
-                e = json.loads(ln)
-                if (kind is None or e["event"] == kind) and (conn is None or e["conn"] == conn):
-                    out.append(e)
-        return out
-
-    def transactions(self):
-        """transactions - the "data" events, each with its content decoded to bytes."""
-        out = self.events("data")
-        for t in out:
-            t["content"] = base64.b64decode(t["content_b64"])
-        return out
+    def command(self):
+        return [SYS_PYTHON, TLS_SERVER_PY, "--host", self.host, "--port", str(self.port),
+                "--config", self.config_path, "--out", self.events_path]
 
     def conns(self):
         """conns - {conn: [event kinds in order]} (connect/disconnect included)."""
