@@ -183,10 +183,9 @@ unsigned route_addrs(struct dest *d, bool want4, bool want6, unsigned port)
 /* route_domain_of - the domain of addr, lower case; false for none or an address literal. */
 bool route_domain_of(const char *addr, size_t len, char *out, size_t cap)
 {
-	const char *at = memrchr(addr, '@', len);
-	if (!at)
+	const char *d = addr_domain(addr, len);
+	if (!d)
 		return false;
-	const char *d = at + 1;
 	size_t n = len - (size_t)(d - addr);
 	if (n == 0 || n >= cap || d[0] == '[')
 		return false;
