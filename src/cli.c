@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char send_help[] =
+static const char send_help1[] =
 "usage: volley send [options] JOB\n"
 "\n"
 "Deliver the message of JOB to every recipient and write one result line per\n"
@@ -51,7 +51,9 @@ static const char send_help[] =
 "                           environment variable VOLLEY_AUTH_PASSWORD, never argv\n"
 "  --auth-password-file FILE  file whose first line is the password\n"
 "  --allow-plaintext-auth   allow AUTH on a connection without TLS\n"
-"  --no-pipelining          never pipeline commands, even when offered\n"
+"  --no-pipelining          never pipeline commands, even when offered\n";
+
+static const char send_help2[] =
 "  --timeout-connect D      deadlines of each step (RFC 5321 4.5.3.2 defaults):\n"
 "  --timeout-greeting D     connect 30s, greeting 5m, EHLO/MAIL/RCPT and other\n"
 "  --timeout-command D      commands 5m, DATA 2m, each block of data 3m, the\n"
@@ -59,11 +61,32 @@ static const char send_help[] =
 "  --timeout-block D        40s, 5m, 1h\n"
 "  --timeout-dot D\n"
 "  --timeout-scale X        multiply every deadline by X (e.g. 0.01 in tests)\n"
+"  --retry-initial D        first retry of a deferred recipient after D (default\n"
+"                           1m); each further retry waits twice as long, +-25%\n"
+"  --max-retry-time D       keep retrying for D after a recipient's first attempt\n"
+"                           (default 30m); then its result is deferred with the\n"
+"                           last reply. 0 disables retries\n"
+"  --shaping FILE           per-destination and per-provider limits (see\n"
+"                           docs/shaping.md); the built-in provider rules apply\n"
+"                           unless FILE overrides them\n"
+"  --resume                 append to the existing results file and send only to\n"
+"                           recipients without a final result (delivered,\n"
+"                           bounced or failed) in it\n"
+"  --grace D                after SIGINT/SIGTERM, let transactions in flight\n"
+"                           finish for up to D (default 30s); a second SIGINT\n"
+"                           exits at once\n"
 "  --quiet                  no progress line and no summary\n"
 "  -h, --help               this help\n"
 "\n"
 "exit status: 0 the run completed (whatever each recipient's outcome),\n"
 "2 usage or job error, 1 the run could not complete.\n";
+
+/* send_help - print the help of `volley send` (two literals: C17 bounds one at 4095 octets). */
+static void send_help(FILE *f)
+{
+	fputs(send_help1, f);
+	fputs(send_help2, f);
+}
 
 /* cli_usage - top-level help. */
 void cli_usage(void *f)
@@ -77,7 +100,8 @@ void cli_usage(void *f)
 	        "options:\n"
 	        "  -h, --help           this help\n"
 	        "  --version            print the version\n"
-	        "\n%s", send_help);
+	        "\n");
+	send_help(f);
 }
 
 /* num - parse an unsigned option value within [lo, hi]. */
@@ -98,7 +122,8 @@ static int num(const char *name, const char *v, unsigned lo, unsigned hi, unsign
 enum { O_RELAY = 256, O_CONN, O_THREADS, O_RESULTS, O_FORCE, O_MAXMSG, O_MAXRCPT, O_HELO,
        O_QUIET, O_NOPIPE, O_DNS, O_PORT, O_IPV, O_DESTLIM, O_TLS, O_WRAP, O_CA, O_CERT,
        O_KEY, O_AUTH, O_PASSFILE, O_PLAINAUTH, O_TO_CONNECT, O_TO_GREETING, O_TO_COMMAND,
-       O_TO_DATA, O_TO_BLOCK, O_TO_DOT, O_TO_SCALE };
+       O_TO_DATA, O_TO_BLOCK, O_TO_DOT, O_TO_SCALE, O_RETRY_INIT, O_RETRY_MAX, O_GRACE,
+       O_SHAPING, O_RESUME };
 
 static const struct option send_long[] = {
 	{"relay", required_argument, 0, O_RELAY},
@@ -130,12 +155,30 @@ static const struct option send_long[] = {
 	{"timeout-block", required_argument, 0, O_TO_BLOCK},
 	{"timeout-dot", required_argument, 0, O_TO_DOT},
 	{"timeout-scale", required_argument, 0, O_TO_SCALE},
+	{"retry-initial", required_argument, 0, O_RETRY_INIT},
+	{"max-retry-time", required_argument, 0, O_RETRY_MAX},
+	{"grace", required_argument, 0, O_GRACE},
+	{"shaping", required_argument, 0, O_SHAPING},
+	{"resume", no_argument, 0, O_RESUME},
 	{"help", no_argument, 0, 'h'},
 	{0, 0, 0, 0},
 };
 
 static const char *const timeout_names[] = { "--timeout-connect", "--timeout-greeting",
 	"--timeout-command", "--timeout-data", "--timeout-block", "--timeout-dot" };
+
+/* dur - parse a duration option (a number with a unit); min_ms is the least accepted. */
+static int dur(const char *name, const char *v, int64_t min_ms, int64_t *out)
+{
+	int64_t ms = min_ms == 0 && !strcmp(v, "0") ? 0 : duration_ms(v);
+	if (ms < min_ms) {
+		fprintf(stderr, "volley send: %s: expected a duration such as 500ms, 40s, 5m or 1h%s, "
+		        "got '%s'\n", name, min_ms > 0 ? " (above 0)" : "", v);
+		return -1;
+	}
+	*out = ms;
+	return 0;
+}
 
 /* apply - store one parsed option; -1 on a bad value. */
 static int apply(int c, const char *v, struct send_opts *o)
@@ -198,6 +241,11 @@ static int apply(int c, const char *v, struct send_opts *o)
 			return -1;
 		}
 		return 0;
+	case O_RETRY_INIT: return dur("--retry-initial", v, 1, &o->retry_initial);
+	case O_RETRY_MAX: return dur("--max-retry-time", v, 0, &o->max_retry_time);
+	case O_GRACE: return dur("--grace", v, 0, &o->grace);
+	case O_SHAPING: o->shaping = v; return 0;
+	case O_RESUME: o->resume = true; return 0;
 	case O_TO_SCALE: {
 		char *end;
 		o->timeout_scale = strtod(v, &end);
@@ -222,12 +270,15 @@ int cli_send(int argc, char **argv, struct send_opts *o)
 	o->port = 25;
 	o->timeout_scale = 1.0;
 	o->dest_limit = 20;
+	o->retry_initial = 60000;
+	o->max_retry_time = 30 * 60000;
+	o->grace = 30000;
 	optind = 1;
 	opterr = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, ":h", send_long, NULL)) != -1) {
 		if (c == 'h') {
-			fputs(send_help, stdout);
+			send_help(stdout);
 			return 1;
 		}
 		if (c == '?' || c == ':') {

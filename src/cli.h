@@ -32,6 +32,11 @@ struct send_opts {
 	bool allow_plaintext_auth;    /* --allow-plaintext-auth */
 	int64_t timeout[6];           /* --timeout-connect, -greeting, -command, -data, -block, -dot (ms, 0 = default) */
 	double timeout_scale;         /* --timeout-scale X (default 1) */
+	int64_t retry_initial;        /* --retry-initial D (ms, default 1m) */
+	int64_t max_retry_time;       /* --max-retry-time D (ms, default 30m; 0 = no retries) */
+	int64_t grace;                /* --grace D: after SIGINT/SIGTERM, time for transactions in flight (ms, default 30s) */
+	const char *shaping;          /* --shaping FILE, NULL for the built-in rules only */
+	bool resume;                  /* --resume: skip recipients with a final result in the results file */
 };
 
 /* cli_send - parse `volley send` arguments (argv[0] is "send").

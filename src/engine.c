@@ -43,11 +43,59 @@ static void emit(struct worker *w, const struct result *r)
 	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
-/* emit_at - result for a recipient taken from the job, tried at address ai of d (or nowhere). */
+/* stopping - a stop was requested. */
+static bool stopping(void)
+{
+	return atomic_load_explicit(&g_stop, memory_order_relaxed) != 0;
+}
+
+/* defer - a temporary failure of an attempt: keep the recipient for another
+ * attempt after an exponential backoff with jitter, unless retries are off, the
+ * run is stopping, the recipient's retry time is used up or the table is full.
+ * Returns true when the recipient will be retried (no result now). */
+static bool defer(struct worker *w, const struct rcpt *rc, int code, const char *enh,
+                  const char *text, size_t len, const struct dest *d, int ai)
+{
+	const struct engine_config *c = w->cfg;
+	if (c->max_retry <= 0 || stopping())
+		return false;
+	uint32_t id = rc->retry;
+	if (!id && !(id = retry_new(&w->rt, rc, w->now))) {
+		atomic_fetch_add_explicit(&w->st->retry_full, 1, memory_order_relaxed);
+		return false;
+	}
+	struct retry_entry *e = retry_get(&w->rt, id);
+	int64_t end = e->first_ms + c->max_retry;
+	if (w->now >= end)
+		return false;
+	e->attempts++;
+	retry_note(e, code, enh, text, len, d, ai);
+	int64_t due = w->now + retry_backoff(c->retry_initial, e->attempts, arc4random());
+	retry_wait(&w->rt, id, due < end ? due : end);
+	atomic_fetch_add_explicit(&w->st->retries, 1, memory_order_relaxed);
+	return true;
+}
+
+/* emit_at - the outcome of one attempt for a recipient, made at address ai of d (or
+ * nowhere). Temporary failures go to defer(); the final result is written here.
+ * tried is false when the run stopped before the recipient was attempted again: its
+ * result then carries the last real outcome. */
 static void emit_at(struct worker *w, const struct rcpt *rc, enum result_status st, int code,
                     const char *enh, const char *text, size_t len, int64_t t0,
-                    const struct dest *d, int ai, const char *tls)
+                    const struct dest *d, int ai, const char *tls, bool tried)
 {
+	if (st == RS_DEFERRED && tried && defer(w, rc, code, enh, text, len, d, ai))
+		return;
+	struct retry_entry *e = rc->retry ? retry_get(&w->rt, rc->retry) : NULL;
+	if (e && !tried && st == RS_DEFERRED) {
+		code = e->code;
+		enh = e->enh[0] ? e->enh : NULL;
+		text = e->text;
+		len = e->text_len;
+		d = e->dest;
+		ai = e->ai;
+		t0 = -1;
+	}
 	char addr[ADDR_MAX_MAILBOX + 1];
 	const struct daddr *a = d && ai >= 0 && (unsigned)ai < d->naddr ? &d->addr[ai] : NULL;
 	const char *mx = NULL;
@@ -57,10 +105,12 @@ static void emit_at(struct worker *w, const struct rcpt *rc, enum result_status 
 		.rcpt = addr, .rcpt_len = rcpt_addr(rc, addr), .line = rc->line, .status = st,
 		.code = code, .enhanced = enh, .reply = text, .reply_len = len,
 		.server = a ? a->server : NULL, .mx = mx, .ip = a ? a->ip : NULL,
-		.attempts = a ? 1 : 0, .ms = t0 > 0 ? w->now - t0 : -1,
+		.attempts = (e ? e->attempts : 0u) + (tried ? 1u : 0u), .ms = t0 > 0 ? w->now - t0 : -1,
 		.tls = tls && tls[0] ? tls : NULL,
 	};
 	emit(w, &r);
+	if (e)
+		retry_release(&w->rt, rc->retry);
 	atomic_fetch_sub_explicit(&w->st->inflight, 1, memory_order_relaxed);
 }
 
@@ -70,7 +120,7 @@ void emit_rcpt(struct worker *w, const struct rcpt *rc, enum result_status st, i
                const struct session *s)
 {
 	emit_at(w, rc, st, code, enh, text, len, t0, s ? s->dest : NULL, s ? (int)s->ai : -1,
-	        s ? s->tls_desc : NULL);
+	        s ? s->tls_desc : NULL, true);
 }
 
 /* emit_fail - result from a routing failure (DNS, or every address of d failed). */
@@ -78,7 +128,7 @@ void emit_fail(struct worker *w, const struct rcpt *rc, const struct route_fail 
                const struct dest *d)
 {
 	emit_at(w, rc, f->status, f->code, f->enhanced[0] ? f->enhanced : NULL, f->reason,
-	        strlen(f->reason), -1, d, f->ai, NULL);
+	        strlen(f->reason), -1, d, f->ai, NULL, !f->untried);
 }
 
 /* emit_bad - result for a job line that failed to parse. */
@@ -131,12 +181,6 @@ bool work_left(const struct worker *w)
 	return !w->exhausted && !atomic_load_explicit(&g_stop, memory_order_relaxed);
 }
 
-/* stopping - a stop was requested. */
-static bool stopping(void)
-{
-	return atomic_load_explicit(&g_stop, memory_order_relaxed) != 0;
-}
-
 /* ---- smtp callbacks ---- */
 
 /* cb_next_txn - fill a transaction from the destination's queue, within max and budget. */
@@ -165,6 +209,8 @@ static void cb_result(void *ctx, const struct rcpt *r, enum result_status st, in
                       const char *enh, const char *text, size_t len, int64_t t0)
 {
 	struct session *s = ctx;
+	if (st == RS_DELIVERED && s->dest)
+		s->dest->n421 = 0;
 	emit_rcpt(s->w, r, st, code, enh, text, len, t0, s);
 }
 
@@ -550,6 +596,22 @@ static void session_close(struct session *s)
 	s->inflight++;
 }
 
+/* pause_on_421 - the server said 421 (RFC 5321 3.8: it is closing the channel):
+ * no new session to the destination for a while, doubling with each 421 in a row. */
+static void pause_on_421(struct session *s)
+{
+	struct dest *d = s->dest;
+	if (!d || s->smtp.state != SS_FAILED || s->smtp.fail_code != 421)
+		return;
+	if (d->n421 < 30)
+		d->n421++;
+	int64_t pause = retry_backoff(s->w->cfg->retry_initial, d->n421, arc4random());
+	if (s->w->cfg->max_retry > 0 && pause > s->w->cfg->max_retry)
+		pause = s->w->cfg->max_retry;
+	if (d->retry_at < s->w->now + pause)
+		d->retry_at = s->w->now + pause;
+}
+
 /* settle - once a closing session has nothing in flight: close the socket,
  * then fail over, reconnect for more work, or release the session. */
 static void settle(struct session *s)
@@ -565,6 +627,7 @@ static void settle(struct session *s)
 		return;
 	}
 	bool was_greeted = s->greeted;
+	pause_on_421(s);
 	if (s->greeted) {
 		s->dest->nopen--;
 		s->greeted = false;
@@ -665,9 +728,29 @@ static void arm_timer(struct worker *w)
 	io_uring_sqe_set_data64(sqe, ud(0, OP_TIMER));
 }
 
+/* grace - after a stop: sessions finish what is in flight; once the grace period is
+ * over, whatever is still open is closed and its recipients get deferred. */
+static void grace(struct worker *w)
+{
+	if (w->stop_ms == 0)
+		w->stop_ms = w->now;
+	if (w->now - w->stop_ms < w->cfg->grace)
+		return;
+	for (unsigned i = 0; i < w->nsess; i++) {
+		struct session *s = &w->sess[i];
+		if (s->phase == PH_CONNECTING)
+			s->phase = PH_OPEN;
+		if (s->phase == PH_OPEN)
+			session_fail(s, "the run was interrupted before the server answered (%s); the "
+			             "message may have been accepted", s->dest->addr[s->ai].server);
+	}
+}
+
 /* on_tick - expire deadlines, retransmit DNS, publish counters. */
 static void on_tick(struct worker *w)
 {
+	if (stopping())
+		grace(w);
 	for (unsigned i = 0; i < w->nsess; i++) {
 		struct session *s = &w->sess[i];
 		if (s->phase == PH_IDLE || s->deadline == 0 || s->deadline > w->now)
@@ -686,6 +769,7 @@ static void on_tick(struct worker *w)
 	atomic_store_explicit(&w->st->sync_writes, w->rf.sync_writes, memory_order_relaxed);
 	atomic_store_explicit(&w->st->dns_queries, w->res.queries, memory_order_relaxed);
 	atomic_store_explicit(&w->st->dns_tcp, w->res.tcp_queries, memory_order_relaxed);
+	atomic_store_explicit(&w->st->retrying, w->rt.nheap, memory_order_relaxed);
 	arm_timer(w);
 }
 
@@ -748,16 +832,32 @@ static bool finished(const struct worker *w)
 		return false;
 	if (stopping())
 		return true;
-	return w->exhausted && w->pool.used == 0 && !route_busy(w);
+	return w->exhausted && w->pool.used == 0 && w->rt.used == 0 && !route_busy(w);
+}
+
+/* requeue_due - recipients whose retry is due go back to routing, as long as the
+ * queues have room (half of the pool is kept for them: feeding stops at half). */
+static void requeue_due(struct worker *w)
+{
+	uint32_t id;
+	if (stopping())
+		return;
+	while (w->pool.used < ROUTE_QUEUE_CAP - 1 && (id = retry_due(&w->rt, w->now)) != 0)
+		route_rcpt(w, &retry_get(&w->rt, id)->r);
 }
 
 /* interrupted_rest - after a stop, every recipient not sent gets its line. */
 static void interrupted_rest(struct worker *w)
 {
-	static const struct route_fail f = { .ai = -1, .status = RS_DEFERRED,
+	static const struct route_fail f = { .ai = -1, .status = RS_DEFERRED, .untried = true,
 		.reason = "not attempted: the run was interrupted" };
 	struct rcpt r;
+	uint32_t id;
 	route_teardown(w, &f);
+	while ((id = retry_due(&w->rt, INT64_MAX)) != 0) { /* waiting for a retry: the last outcome */
+		r = retry_get(&w->rt, id)->r;
+		emit_fail(w, &r, &f, NULL);
+	}
 	while (take(w, &r))
 		emit_fail(w, &r, &f, NULL);
 }
@@ -788,6 +888,7 @@ static void loop(struct worker *w)
 			n++;
 		}
 		io_uring_cq_advance(&w->ring.u, n);
+		requeue_due(w);
 		if (work_left(w) && w->pool.used < ROUTE_QUEUE_CAP / 2)
 			route_feed(w, FEED_BATCH);
 		route_schedule(w);
@@ -872,6 +973,7 @@ static void worker_free(struct worker *w)
 	}
 	resfile_free(&w->rf);
 	rpool_free(&w->pool);
+	retry_free(&w->rt);
 	free(w->sess);
 	free(w->idle);
 	free(w->smtp_mem);

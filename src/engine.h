@@ -21,6 +21,9 @@ struct engine_stats {
 	_Atomic uint64_t delivered, bounced, deferred, failed;
 	_Atomic uint64_t connections;  /* connection attempts */
 	_Atomic uint64_t inflight;     /* recipients taken but without a result */
+	_Atomic uint64_t retrying;     /* ... of which wait for a retry */
+	_Atomic uint64_t retries;      /* retries scheduled */
+	_Atomic uint64_t retry_full;   /* deferred recipients not retried: the retry table was full */
 	_Atomic uint64_t sync_writes;  /* results writes that had to block */
 	_Atomic uint64_t dns_queries;  /* DNS queries sent (retransmissions included) */
 	_Atomic uint64_t dns_tcp;      /* ... of which over TCP */
@@ -47,6 +50,9 @@ struct engine_config {
 	unsigned connections;                  /* sessions in total */
 	int results_fd;                        /* O_APPEND results file */
 	struct engine_timeouts to;
+	int64_t retry_initial;                 /* ms before the first retry of a deferred recipient */
+	int64_t max_retry;                     /* ms after the first attempt to keep retrying; 0 = never */
+	int64_t grace;                         /* ms after a stop for transactions in flight */
 };
 
 /* engine_run - run every thread to completion; stats must hold cfg->threads entries.

@@ -37,6 +37,7 @@ struct rcpt {
 	uint8_t flags;                /* ADDR_* flags */
 	const char *rec;              /* whole record (line without its line ending) */
 	uint32_t rec_len;             /* octets of rec */
+	uint32_t retry;               /* engine: its retry entry (index + 1), 0 on the first attempt */
 	uint64_t line;                /* 1-based line number in the job file */
 };
 

@@ -296,6 +296,9 @@ static void configure(struct run *r)
 		to[i] = scale_ms(r->o.timeout[i] ? r->o.timeout[i] : defaults[i], r->o.timeout_scale);
 	c->to = (struct engine_timeouts){ .connect = to[0], .greeting = to[1], .command = to[2],
 		.data = to[3], .block = to[4], .dot = to[5] };
+	c->retry_initial = r->o.retry_initial;
+	c->max_retry = r->o.max_retry_time;
+	c->grace = r->o.grace;
 }
 
 /* cmd_send - `volley send`. */

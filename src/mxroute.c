@@ -122,14 +122,29 @@ void route_want(struct worker *w, struct dest *d)
 	w->want = d;
 }
 
+/* revive - a destination down for a temporary reason gets another chance. */
+static void revive(struct dest *d)
+{
+	d->down = false;
+	d->cursor = 0;
+	d->retry_at = 0;
+}
+
 /* enqueue - queue r on destination d (or give it d's failure). */
 static void enqueue(struct worker *w, struct dest *d, const struct rcpt *r)
 {
+	if (d->down && d->fail.status == RS_DEFERRED && w->now >= d->down_until)
+		revive(d);
 	if (d->down) {
 		emit_fail(w, r, &d->fail, d);
 		return;
 	}
-	rq_push(&w->pool, &d->q, r);
+	if (!rq_push(&w->pool, &d->q, r)) { /* callers keep room; this is a guard */
+		struct route_fail f;
+		route_set_fail(&f, RS_DEFERRED, 0, "4.3.0", "internal queue full");
+		emit_fail(w, r, &f, d);
+		return;
+	}
 	route_want(w, d);
 }
 
@@ -137,6 +152,7 @@ static void enqueue(struct worker *w, struct dest *d, const struct rcpt *r)
 void route_dest_failed(struct worker *w, struct dest *d)
 {
 	d->down = true;
+	d->down_until = w->now + w->cfg->retry_initial / 2; /* before the first retry is due */
 	flush_queue(w, &d->q, &d->fail, d);
 }
 
@@ -214,8 +230,14 @@ static void route_one(struct worker *w, const struct rcpt *r)
 		route_set_fail(&f, RS_DEFERRED, 0, "4.3.0", "too many domains in one thread (%u)",
 		               ROUTE_MAX_DOMAINS);
 		emit_fail(w, r, &f, NULL);
-	} else if (d->failed) {
+	} else if (d->failed && (d->fail.status != RS_DEFERRED || w->now < d->fail_until)) {
 		emit_fail(w, r, &d->fail, NULL);
+	} else if (d->failed) { /* a temporary failure: look the domain up again */
+		d->failed = false;
+		d->cnames = 0;
+		d->lk.name = d->name;
+		rq_push(&w->pool, &d->q, r);
+		resolver_lookup(&w->res, &d->lk, w->now);
 	} else if (d->dest) {
 		enqueue(w, d->dest, r);
 	} else {
@@ -225,6 +247,15 @@ static void route_one(struct worker *w, const struct rcpt *r)
 	}
 }
 
+/* route_rcpt - queue one recipient (fresh or retried) on its way to a destination. */
+void route_rcpt(struct worker *w, const struct rcpt *r)
+{
+	if (w->relay)
+		enqueue(w, w->relay, r);
+	else
+		route_one(w, r);
+}
+
 /* route_feed - read up to max recipients from the slice into queues. */
 void route_feed(struct worker *w, unsigned max)
 {
@@ -232,10 +263,7 @@ void route_feed(struct worker *w, unsigned max)
 	for (unsigned i = 0; i < max && rpool_room(&w->pool) && work_left(w); i++) {
 		if (!take(w, &r))
 			break;
-		if (w->relay)
-			enqueue(w, w->relay, &r);
-		else
-			route_one(w, &r);
+		route_rcpt(w, &r);
 	}
 }
 
@@ -349,6 +377,7 @@ static void domain_fail(struct worker *w, struct domain *dm, const struct route_
 {
 	dm->failed = true;
 	dm->fail = *f;
+	dm->fail_until = w->now + w->cfg->retry_initial / 2;
 	flush_queue(w, &dm->q, f, NULL);
 }
 

@@ -31,6 +31,7 @@ struct route_fail {
 	int code;
 	char enhanced[16];
 	char reason[256];
+	bool untried;                /* nothing was attempted (the run stopped first) */
 };
 
 /* An address of a destination, in the order they are tried. */
@@ -73,7 +74,9 @@ struct dest {
 	unsigned nconn;              /* this thread's sessions bound to it */
 	unsigned nopen;              /* ... of which got past the greeting */
 	bool auth_ok;                /* AUTH succeeded once: open more than one session */
-	int64_t retry_at;            /* ms: no new session before this (after a failed one) */
+	int64_t retry_at;            /* ms: no new session before this (after a failed one, or 421) */
+	int64_t down_until;          /* ms: while down for a temporary reason, revived after this */
+	unsigned n421;               /* 421 replies in a row (the pause doubles with each) */
 	void *tls_session;           /* TLS session to resume (this thread, this destination) */
 	struct rqueue q;             /* recipients waiting for a session */
 };
@@ -87,6 +90,7 @@ struct domain {
 	struct lookup lk;            /* its MX lookup */
 	struct dest *dest;           /* when known */
 	bool failed;
+	int64_t fail_until;          /* ms: a temporary failure is retried after this */
 	struct route_fail fail;
 	struct rqueue q;             /* recipients parked while the MX lookup runs */
 };

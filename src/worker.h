@@ -7,6 +7,7 @@
 #include "engine.h"
 #include "resfile.h"
 #include "resolver.h"
+#include "retry.h"
 #include "ring.h"
 #include "route.h"
 
@@ -63,6 +64,8 @@ struct worker {
 	struct resfile rf;
 	bool res_inflight;
 	struct rpool pool;           /* recipients waiting in queues */
+	struct retry rt;             /* deferred recipients waiting for their next attempt */
+	int64_t stop_ms;             /* when this thread saw the stop request, 0 before */
 	struct resolver res;         /* DNS client (MX mode) */
 	struct domain **dom;         /* domain hash table (MX mode) */
 	unsigned ndom;
@@ -94,6 +97,7 @@ void session_bind(struct session *s, struct dest *d);
 int route_setup(struct worker *w);
 void route_teardown(struct worker *w, const struct route_fail *why);
 void route_feed(struct worker *w, unsigned max);
+void route_rcpt(struct worker *w, const struct rcpt *r);
 void route_schedule(struct worker *w);
 void route_want(struct worker *w, struct dest *d);
 void route_dest_failed(struct worker *w, struct dest *d);

@@ -707,7 +707,8 @@ def run_mx(d, addrs_job, sink_ips, args=(), aio_ips=(), npool=0, ipv6=False, dns
         dns_args = []
         for a in (dns(ub) if dns else [ub.addr]):
             dns_args += ["--dns", a]
-        cmd = ["send"] + dns_args + ["--port", str(port), "--results", res] + \
+        cmd = ["send"] + dns_args + ["--port", str(port), "--results", res,
+                          "--max-retry-time", "0"] + \
             list(args) + [job]
         print(f"     volley {' '.join(cmd)}", flush=True)
         t0 = time.monotonic()

@@ -618,6 +618,8 @@ class AiosmtpdServer(ServerProcess):
     """AiosmtpdServer - smtp_server.py in a subprocess, as a context manager.
 
     reject / defer: recipients answered 550 5.1.1 / 451 4.3.0 at RCPT.
+    defer_first: {address: n}: 451 the first n times, then accepted.
+    mail_421_first: the first n MAIL commands get 421 and the connection is closed.
     reject_data_marker: content holding it is answered 554 5.6.0.
     eightbit / smtputf8 / pipelining: what EHLO advertises.
     After stop(), events() returns the recorded events (see smtp_server.py)."""
@@ -626,7 +628,7 @@ class AiosmtpdServer(ServerProcess):
 
     def __init__(self, workdir, reject=(), defer=(), reject_data_marker=None,
                  eightbit=True, smtputf8=False, pipelining=False, host="127.0.0.1",
-                 port=None):
+                 port=None, defer_first=None, mail_421_first=0):
         AiosmtpdServer._seq += 1
         n = AiosmtpdServer._seq
         self.workdir = workdir
@@ -637,7 +639,8 @@ class AiosmtpdServer(ServerProcess):
         self.log_path = os.path.join(workdir, f"aiosmtpd-{n}.log")
         self.rules = {"reject": list(reject), "defer": list(defer),
                       "reject_data_marker": reject_data_marker, "eightbit": eightbit,
-                      "smtputf8": smtputf8, "pipelining": pipelining}
+                      "smtputf8": smtputf8, "pipelining": pipelining,
+                      "defer_first": dict(defer_first or {}), "mail_421_first": mail_421_first}
         self.proc = None
         self.exit_status = None
 
@@ -712,3 +715,57 @@ def read_results_mx(path):
                         f"{path}:{i}")
         out.append(d)
     return out
+
+
+# --- peak memory (added for test_hostile.py) ---------------------------------
+
+PEAK_RSS_LIMIT_KIB = 150 * 1024  # volley's peak RSS in a small run stays far below this
+
+
+def run_volley_measured(args, timeout=120, cwd=None):
+    """run_volley_measured - like run_volley, plus volley's own peak RSS (KiB) and wall time.
+
+    Returns (rc, stdout, stderr, maxrss_kib, seconds). The process is reaped
+    with os.wait4, so the RSS is volley's alone (not the test servers')."""
+    import threading
+    cmd = [VOLLEY] + list(args)
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, cwd=cwd, start_new_session=True)
+    got = {}
+
+    def drain(name, f):
+        got[name] = f.read()
+
+    readers = [threading.Thread(target=drain, args=(n, f), daemon=True)
+               for n, f in (("out", p.stdout), ("err", p.stderr))]
+    for r in readers:
+        r.start()
+    deadline = t0 + timeout
+    status = ru = None
+    while time.monotonic() < deadline:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid == p.pid:
+            break
+        time.sleep(0.01)
+    took = time.monotonic() - t0
+    if ru is None or status is None or pid != p.pid:
+        kill_group(p)
+        for r in readers:
+            r.join(5)
+        raise Failure(f"volley did not finish within {timeout} s: {' '.join(cmd)}\n"
+                      f"stderr: {got.get('err', b'').decode(errors='replace')[-2000:]}")
+    p.returncode = os.waitstatus_to_exitcode(status)
+    for r in readers:
+        r.join(10)
+    p.stdout.close()
+    p.stderr.close()
+    out = got.get("out", b"").decode("utf-8", errors="replace")
+    err = got.get("err", b"").decode("utf-8", errors="replace")
+    if p.returncode < 0:
+        raise Failure(f"volley killed by signal {-p.returncode}: {' '.join(cmd)}\n"
+                      f"stderr: {err[-3000:]}")
+    for mark in SANITIZER_MARKS:
+        if mark in err:
+            raise Failure(f"sanitizer report from {' '.join(cmd)}:\n{err[-6000:]}")
+    return p.returncode, out, err, ru.ru_maxrss, took

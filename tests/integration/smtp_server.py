@@ -9,6 +9,9 @@ Run it with Debian's /usr/bin/python3 (python3-aiosmtpd):
 RULES.json (every key optional):
     {"reject": ["a@x.org", ...],      RCPT answered 550 5.1.1 <addr>: user unknown
      "defer": ["b@x.org", ...],       RCPT answered 451 4.3.0 try again later
+     "defer_first": {"c@x.org": 2},   RCPT answered 451 4.3.0 the first 2 times, then accepted
+     "mail_421_first": 3,             the first 3 MAIL commands answered 421 4.7.0 (too many
+                                      connections, try again later) and the connection closed
      "reject_data_marker": "XYZ",     end of DATA answered 554 5.6.0 when the content holds it
      "eightbit": true,                advertise 8BITMIME (default true)
      "smtputf8": false,               advertise SMTPUTF8 (default false)
@@ -24,7 +27,7 @@ Every event is appended to EVENTS.jsonl as one JSON object and flushed at once:
     quit       {conn}
     disconnect {conn}
 "conn" numbers connections from 1; "txn" numbers DATA transactions within one
-connection from 1.
+connection from 1. Every event also has "t", the server's time.time().
 
 When the port is listening the server prints "READY <port>" on stdout.
 SIGTERM or SIGINT closes it cleanly (exit 0).
@@ -36,6 +39,7 @@ import itertools
 import json
 import signal
 import sys
+import time
 
 from aiosmtpd.smtp import SMTP
 
@@ -49,6 +53,7 @@ class Recorder:
         self.f = open(path, "a", encoding="utf-8")
 
     def write(self, obj):
+        obj = dict(obj, t=round(time.time(), 4))  # wall clock, comparable across processes
         self.f.write(json.dumps(obj, sort_keys=True) + "\n")
         self.f.flush()
 
@@ -75,6 +80,8 @@ class Handler:
     def __init__(self, rules, rec):
         self.reject = set(rules.get("reject", []))
         self.defer = set(rules.get("defer", []))
+        self.defer_first = dict(rules.get("defer_first", {}))
+        self.mail_421 = int(rules.get("mail_421_first", 0))
         self.marker = rules.get("reject_data_marker")
         self.marker = self.marker.encode("utf-8") if self.marker else None
         self.eightbit = bool(rules.get("eightbit", True))
@@ -97,6 +104,14 @@ class Handler:
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         opts = [o.upper() for o in mail_options]
+        if self.mail_421 > 0:
+            self.mail_421 -= 1
+            reply = "421 4.7.0 Too many connections, try again later"
+            self.rec.write({"event": "mail", "conn": session.conn_id, "address": address,
+                            "options": mail_options, "code": 421})
+            await server.push(reply)
+            server.transport.close()
+            return "250 OK"  # not sent: the connection is already closed
         if "BODY=8BITMIME" in opts and not self.eightbit:
             reply = "555 5.5.4 BODY=8BITMIME not advertised"
         else:
@@ -111,6 +126,9 @@ class Handler:
         if address in self.reject:
             reply = f"550 5.1.1 <{address}>: user unknown"
         elif address in self.defer:
+            reply = "451 4.3.0 try again later"
+        elif self.defer_first.get(address, 0) > 0:
+            self.defer_first[address] -= 1
             reply = "451 4.3.0 try again later"
         else:
             envelope.rcpt_tos.append(address)

@@ -35,7 +35,8 @@ def addresses(n, domain="example.org"):
 def send(server, d, job, extra=(), timeout=120, quiet=False):
     """send - run volley against server; return (results, stdout, results path)."""
     res_path = os.path.join(d, "out.jsonl")
-    args = ["send", "--relay", server.relay, "--results", res_path, "--force"]
+    args = ["send", "--relay", server.relay, "--results", res_path, "--force",
+            "--max-retry-time", "0"]
     args += list(extra) + [job]
     rc, out, err = run_volley(args, timeout=timeout)
     check_eq(rc, 0, "volley exit status")

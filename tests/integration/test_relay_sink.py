@@ -9,6 +9,7 @@ recipient and sends nothing; connection refused defers every recipient.
 """
 import os
 import sys
+import time
 from collections import Counter
 
 sys.dont_write_bytecode = True  # keep the source tree clean
@@ -142,17 +143,26 @@ def test_eightbit_without_8bitmime():
 
 
 def test_connection_refused():
-    """Nothing listens on the port: every recipient deferred, exit 0."""
+    """Nothing listens on the port: every recipient is retried (backoff 100 ms,
+    then 200, 400 ms, +-25%) until --max-retry-time, then deferred; exit 0."""
     with tmpdir() as d:
         port = free_port()
         job = write_job(d, addresses(10), MESSAGE, from_=SENDER)
         res_path = os.path.join(d, "out.jsonl")
+        t0 = time.monotonic()
         rc, out, err = run_volley(["send", "--relay", f"127.0.0.1:{port}", "--connections",
-                                   "2", "--results", res_path, job], timeout=90)
+                                   "2", "--results", res_path, "--retry-initial", "100ms",
+                                   "--max-retry-time", "600ms", job], timeout=90)
+        took = time.monotonic() - t0
         check_eq(rc, 0, "connection refused: volley exit status")
         results = read_results(res_path)
         check_one_result_per_line(results, rcpt_lines(job))
         check_eq(statuses(results), {"deferred": 10}, "connection refused: all deferred")
+        tries = sorted({r["attempts"] for r in results})
+        check(all(3 <= a <= 5 for a in tries), "connection refused: retried 3-5 times in 600 ms "
+              "(backoff 100/200/400 ms +-25%, last try at the limit)", f"attempts {tries}")
+        check(0.5 <= took < 30, "connection refused: the run lasted about --max-retry-time",
+              f"{took:.2f} s")
         noaddr = [r["reply"] for r in results if "127.0.0.1" not in r["reply"]]
         check(not noaddr, "connection refused: every reason names 127.0.0.1", f"{noaddr[:3]}")
         coded = [r for r in results if r["code"] is not None]

@@ -85,7 +85,8 @@ def timed_out(mode, extra, what):
         with SilentServer(mode) as srv:
             t0 = time.monotonic()
             rc, out, err = run_volley(["send", "--relay", f"127.0.0.1:{srv.port}",
-                                       "--connections", "2", "--results", res] + extra + [job],
+                                       "--connections", "2", "--results", res,
+                                       "--max-retry-time", "0"] + extra + [job],
                                       timeout=60)
             took = time.monotonic() - t0
         check_eq(rc, 0, f"{mode}: exit status")

@@ -335,7 +335,7 @@ def run_send(d, args, env=None, timeout=None, label="run"):
     rundir = os.path.join(d, f"run-{run_seq}")
     os.makedirs(rundir)
     res_path = os.path.join(rundir, "results.jsonl")
-    cmd = ["send", "--results", res_path, "--force"] + list(args)
+    cmd = ["send", "--results", res_path, "--force", "--max-retry-time", "0"] + list(args)
     print(f"     [{label}] volley {' '.join(cmd)}", flush=True)
     t0 = time.monotonic()
     rc, out, err = run_volley_env(cmd, env=env, timeout=timeout or timeout_for(120),

@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+"""test_retry.py - retries within a run, against a real aiosmtpd server on loopback.
+
+Cases:
+  retried_until_accepted  451 the first n times: retried with backoff, then delivered once;
+                          attempts counts every try; a 5xx is never retried.
+  retry_time_used_up      451 forever: deferred after --max-retry-time with the last reply;
+                          the other recipients are not held up by the retries.
+  backoff_after_421       421 to MAIL: that session's recipients are retried, and no new
+                          MAIL reaches the server before the destination's pause is over.
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import (AiosmtpdServer, check, check_eq, check_one_result_per_line,  # noqa: E402
+                 rcpt_lines, read_results, run_cases, run_volley, statuses, tmpdir, write_job)
+
+MESSAGE = b"Subject: retry test\r\n\r\nhello\r\n"
+
+
+def send(srv, d, job, extra):
+    """send - run volley through srv; returns (results, seconds)."""
+    res = os.path.join(d, "out.jsonl")
+    t0 = time.monotonic()
+    rc, out, err = run_volley(["send", "--relay", srv.relay, "--results", res, "--force",
+                               "--connections", "4"] + extra + [job], timeout=120)
+    took = time.monotonic() - t0
+    check_eq(rc, 0, "exit status")
+    results = read_results(res)
+    check_one_result_per_line(results, rcpt_lines(job))
+    return {r["rcpt"]: r for r in results}, took
+
+
+def delivered_to(srv):
+    """delivered_to - how many times each address was in an accepted DATA transaction."""
+    n = {}
+    for e in srv.events("data"):
+        if e["code"] == 250:
+            for a in e["rcpt_tos"]:
+                n[a] = n.get(a, 0) + 1
+    return n
+
+
+def case_retried_until_accepted():
+    with tmpdir() as d:
+        addrs = [f"user{i}@example.net" for i in range(30)]
+        first = {"user3@example.net": 2, "user7@example.net": 1}
+        with AiosmtpdServer(d, defer_first=first, reject=["user9@example.net"],
+                            pipelining=True) as srv:
+            job = write_job(d, addrs, MESSAGE)
+            by, took = send(srv, d, job, ["--retry-initial", "100ms", "--max-retry-time", "20s"])
+        st = statuses(by.values())
+        check_eq(st, {"delivered": 29, "bounced": 1}, "everyone delivered but the 550")
+        check_eq(by["user3@example.net"]["attempts"], 3, "451 twice: three attempts")
+        check_eq(by["user7@example.net"]["attempts"], 2, "451 once: two attempts")
+        check_eq(by["user9@example.net"]["attempts"], 1, "550: not retried")
+        others = {r["attempts"] for a, r in by.items() if a not in first}
+        check_eq(others, {1}, "the rest: one attempt each")
+        got = delivered_to(srv)
+        check_eq(sorted(got.items()), sorted((a, 1) for a in addrs if a != "user9@example.net"),
+                 "server side: every accepted recipient received exactly once")
+        rcpts = [e for e in srv.events("rcpt") if e["address"] == "user3@example.net"]
+        times = [e["t"] for e in rcpts]
+        gaps = [round(b - a, 3) for a, b in zip(times, times[1:])]
+        check(len(gaps) == 2 and 0.07 <= gaps[0] and gaps[1] >= 0.14,
+              "backoff: about 100 ms, then about 200 ms between attempts (+-25%)", f"{gaps}")
+
+
+def case_retry_time_used_up():
+    with tmpdir() as d:
+        addrs = ["stuck@example.net"] + [f"user{i}@example.net" for i in range(200)]
+        with AiosmtpdServer(d, defer=["stuck@example.net"], pipelining=True) as srv:
+            job = write_job(d, addrs, MESSAGE)
+            by, took = send(srv, d, job, ["--retry-initial", "200ms", "--max-retry-time", "1s",
+                                          "--max-recipients", "10"])
+        stuck = by["stuck@example.net"]
+        check_eq(stuck["status"], "deferred", "451 forever: deferred in the end")
+        check_eq((stuck["code"], stuck["enhanced"]), (451, "4.3.0"), "with the last reply's code")
+        check("try again later" in stuck["reply"], "and its text", stuck["reply"])
+        check(3 <= stuck["attempts"] <= 5, "retried until the retry time was used up "
+              "(0, ~0.2, ~0.6 s, then at 1 s)", f"attempts {stuck['attempts']}")
+        check(0.9 <= took < 20, "the run lasted about --max-retry-time", f"{took:.2f} s")
+        rest = statuses(r for a, r in by.items() if a != "stuck@example.net")
+        check_eq(rest, {"delivered": 200}, "everyone else delivered")
+        slow = [a for a, r in by.items() if a != "stuck@example.net" and r["attempts"] != 1]
+        check_eq(slow, [], "everyone else in one attempt")
+        datas = [e["t"] for e in srv.events("data") if e["code"] == 250]
+        rcpt_stuck = [e["t"] for e in srv.events("rcpt") if e["address"] == "stuck@example.net"]
+        check(max(datas) < rcpt_stuck[-1], "fresh recipients were not held back behind the retries",
+              f"last delivery {max(datas)}, last retry {rcpt_stuck[-1]}")
+
+
+def case_backoff_after_421():
+    with tmpdir() as d:
+        addrs = [f"user{i}@example.net" for i in range(40)]
+        with AiosmtpdServer(d, mail_421_first=1, pipelining=True) as srv:
+            job = write_job(d, addrs, MESSAGE)
+            by, took = send(srv, d, job, ["--retry-initial", "400ms", "--max-retry-time", "20s",
+                                          "--connections", "1", "--max-recipients", "5"])
+        check_eq(statuses(by.values()), {"delivered": 40}, "everyone delivered in the end")
+        retried = sorted(a for a, r in by.items() if r["attempts"] == 2)
+        check_eq(len(retried), 5, "the 5 recipients of the 421 transaction took two attempts")
+        mails = [e for e in srv.events("mail")]
+        check_eq(mails[0]["code"], 421, "the first MAIL got 421")
+        gap = mails[1]["t"] - mails[0]["t"]
+        check(gap >= 0.29, "no MAIL to the destination within its pause (400 ms -25%)",
+              f"next MAIL after {gap:.3f} s")
+        check_eq(sorted(delivered_to(srv).values()), [1] * 40, "each delivered exactly once")
+
+
+if __name__ == "__main__":
+    run_cases("test_retry", [case_retried_until_accepted, case_retry_time_used_up,
+                             case_backoff_after_421])
