@@ -57,6 +57,40 @@ def interrupted(sig):
         check(not bad, f"{name}: every recipient not sent is deferred, not attempted", f"{bad[:3]}")
 
 
+def test_grace_period_over():
+    """The server takes 20 s to answer DATA; after SIGINT, --grace 500ms: the transactions
+    in flight are closed when it is over and their recipients are deferred, saying why."""
+    with tmpdir() as d:
+        job = write_job(d, [f"u{i}@example.org" for i in range(200)], MESSAGE)
+        res = os.path.join(d, "out.jsonl")
+        with SmtpSink(d, options=["-w", "20"]) as sink:
+            p = subprocess.Popen([VOLLEY, "send", "--relay", sink.relay, "--connections", "4",
+                                  "--max-recipients", "10", "--grace", "500ms", "--results", res,
+                                  job], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 start_new_session=True)
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            p.send_signal(signal.SIGINT)
+            try:
+                p.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                raise Failure("grace: volley did not stop within 30 s")
+            took = time.monotonic() - t0
+        check_eq(p.returncode, 1, "grace: exit status 1")
+        check(0.4 <= took < 5, "grace: exited once the 500 ms grace period was over", f"{took:.2f} s")
+        results = read_results(res)
+        check_one_result_per_line(results, rcpt_lines(job))
+        cut = [r for r in results if r["attempts"] == 1]
+        check_eq(len(cut), 40, "grace: the 4 sessions' transactions (4 x 10) were in flight")
+        check(all(r["status"] == "deferred" and "interrupted before the server answered" in r["reply"]
+                  for r in cut), "grace: they are deferred, saying the run was interrupted",
+              f"{cut[:2]}")
+        rest = [r for r in results if r["attempts"] == 0]
+        check(len(rest) == 160 and all(r["reply"] == "not attempted: the run was interrupted"
+                                        for r in rest), "grace: the rest not attempted", f"{len(rest)}")
+
+
 def test_sigint():
     interrupted(signal.SIGINT)
 
@@ -66,4 +100,4 @@ def test_sigterm():
 
 
 if __name__ == "__main__":
-    run_cases("test_signals", [test_sigint, test_sigterm])
+    run_cases("test_signals", [test_sigint, test_sigterm, test_grace_period_over])
