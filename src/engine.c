@@ -163,6 +163,8 @@ bool take(struct worker *w, struct rcpt *out)
 	while (!w->exhausted) {
 		const char *why = NULL;
 		int rc = job_next(w->cfg->job, &w->cur, out, &why);
+		if (rc != 0 && w->cfg->resume && resume_final(w->cfg->resume, out->line))
+			continue; /* --resume: it has its final result from an earlier run */
 		if (rc > 0) {
 			atomic_fetch_add_explicit(&w->st->inflight, 1, memory_order_relaxed);
 			return true;

@@ -8,6 +8,7 @@
 #include "job.h"
 #include "message.h"
 #include "resolver.h"
+#include "resume.h"
 #include "smtp.h"
 #include "tls.h"
 
@@ -53,6 +54,7 @@ struct engine_config {
 	int64_t retry_initial;                 /* ms before the first retry of a deferred recipient */
 	int64_t max_retry;                     /* ms after the first attempt to keep retrying; 0 = never */
 	int64_t grace;                         /* ms after a stop for transactions in flight */
+	const struct resume *resume;           /* --resume: job lines already final, or NULL */
 };
 
 /* engine_run - run every thread to completion; stats must hold cfg->threads entries.

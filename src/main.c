@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -93,6 +94,101 @@ static int open_results(const char *path, bool force)
 	return fd;
 }
 
+/* Everything one `volley send` run holds. */
+struct run {
+	struct send_opts o;
+	struct job job;
+	struct message msg;
+	struct engine_config cfg;
+	char helo[256];
+	char results[4200];
+	enum smtp_tls_mode smtp_tls;
+	char password[256];
+	struct resume res;
+	uint64_t skipped;          /* --resume: recipients already final */
+};
+
+/* open_resume - --resume: open the results file for appending (never truncating) and
+ * read which job lines already have a final result. */
+static int open_resume(struct run *r)
+{
+	char err[256];
+	int fd = open(r->results, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	int rfd = fd >= 0 ? open(r->results, O_RDONLY | O_CLOEXEC) : -1;
+	struct stat st;
+	if (fd < 0 || rfd < 0 || fstat(rfd, &st) != 0) {
+		fprintf(stderr, "volley send: --resume: %s: %s\n", r->results, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		if (rfd >= 0)
+			close(rfd);
+		return -1;
+	}
+	const char *map = st.st_size > 0 ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
+	                                        rfd, 0) : NULL;
+	close(rfd);
+	int rc = map == MAP_FAILED ? -1 : map ? resume_scan(&r->res, map, (size_t)st.st_size, err,
+	                                                    sizeof err) : 0;
+	if (map && map != MAP_FAILED)
+		munmap((void *)map, (size_t)st.st_size);
+	if (rc < 0) {
+		fprintf(stderr, "volley send: --resume: %s: %s\n", r->results,
+		        map == MAP_FAILED ? strerror(errno) : err);
+		close(fd);
+		return -1;
+	}
+	if (r->res.torn) { /* end the cut line, so that the lines appended now stand alone */
+		fprintf(stderr, "volley send: %s: the last line is cut (the earlier run died while "
+		        "writing it); it is ignored and its recipient is sent again\n", r->results);
+		if (write(fd, "\n", 1) != 1) {
+			fprintf(stderr, "volley send: %s: %s\n", r->results, strerror(errno));
+			close(fd);
+			return -1;
+		}
+	}
+	if (r->res.bad)
+		fprintf(stderr, "volley send: %s:%llu: not a volley result line (%llu such lines, "
+		        "ignored)\n", r->results, (unsigned long long)r->res.first_bad,
+		        (unsigned long long)r->res.bad);
+	return fd;
+}
+
+/* check_resume - every final result read must name the recipient on its job line;
+ * counts the recipients that will be skipped. */
+static int check_resume(struct run *r)
+{
+	struct job_cursor c;
+	struct rcpt rc;
+	const char *why;
+	char addr[ADDR_MAX_MAILBOX + 1];
+	int k;
+	job_slices(&r->job, 1, &c);
+	while ((k = job_next(&r->job, &c, &rc, &why)) != 0) {
+		if (!resume_final(&r->res, rc.line))
+			continue;
+		const char *s = rc.raw;
+		size_t n = rc.raw_len;
+		if (k > 0) {
+			n = rcpt_addr(&rc, addr);
+			s = addr;
+		}
+		if (!resume_matches(&r->res, rc.line, s, n)) {
+			fprintf(stderr, "volley send: --resume: %s names another recipient than %s:%llu "
+			        "(%.*s): the results of another job?\n", r->results, r->job.path,
+			        (unsigned long long)rc.line, (int)(n > 80 ? 80 : n), s);
+			return -1;
+		}
+		r->skipped++;
+	}
+	if (r->skipped != r->res.final - r->res.twice) {
+		fprintf(stderr, "volley send: --resume: %s has final results for %llu job lines that "
+		        "are not recipients of %s: the results of another job?\n", r->results,
+		        (unsigned long long)(r->res.final - r->res.twice - r->skipped), r->job.path);
+		return -1;
+	}
+	return 0;
+}
+
 /* count_lines - recipients estimate for the progress line (newlines in the body). */
 static uint64_t count_lines(const struct job *j)
 {
@@ -105,17 +201,6 @@ static uint64_t count_lines(const struct job *j)
 	return n;
 }
 
-/* Everything one `volley send` run holds. */
-struct run {
-	struct send_opts o;
-	struct job job;
-	struct message msg;
-	struct engine_config cfg;
-	char helo[256];
-	char results[4200];
-	enum smtp_tls_mode smtp_tls;
-	char password[256];
-};
 
 /* setup_relay - resolve --relay once, before the engine starts. */
 static int setup_relay(struct run *r, char *err, size_t errlen)
@@ -264,6 +349,17 @@ static int prepare(struct run *r)
 		snprintf(r->results, sizeof r->results, "%s", r->o.results);
 	else
 		snprintf(r->results, sizeof r->results, "%s.results.jsonl", r->o.job);
+	if (r->o.resume && r->o.force) {
+		fprintf(stderr, "volley send: --resume and --force exclude each other\n");
+		return 2;
+	}
+	if (r->o.resume) {
+		r->cfg.results_fd = open_resume(r);
+		if (r->cfg.results_fd < 0 || check_resume(r) < 0)
+			return 2;
+		r->cfg.resume = &r->res;
+		return 0;
+	}
 	r->cfg.results_fd = open_results(r->results, r->o.force);
 	return r->cfg.results_fd < 0 ? 2 : 0;
 }
@@ -319,7 +415,10 @@ static int cmd_send(int argc, char **argv)
 		return 1;
 	p.last = p.t0;
 	if (p.live)
-		p.total = count_lines(&r.job);
+		p.total = count_lines(&r.job) - r.skipped;
+	if (r.o.resume && !r.o.quiet)
+		printf("volley: resuming: %llu recipients already have a final result in %s\n",
+		       (unsigned long long)r.skipped, r.results);
 	char err[512];
 	rc = engine_run(&r.cfg, st, stats_tick, &p, err, sizeof err);
 	if (fsync(r.cfg.results_fd) != 0 && errno != EINVAL)
@@ -338,6 +437,7 @@ static int cmd_send(int argc, char **argv)
 	tls_ctx_free(r.cfg.tls);
 	memset(r.password, 0, sizeof r.password);
 	message_free(&r.msg);
+	resume_free(&r.res);
 	job_close(&r.job);
 	return rc == 0 ? 0 : 1;
 }

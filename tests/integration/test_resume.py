@@ -1,0 +1,191 @@
+#!/usr/bin/python3
+"""test_resume.py - --resume after SIGKILL: lose nothing, send nothing twice.
+
+Cases:
+  kill_and_resume     a run through a recording aiosmtpd server is killed with SIGKILL at
+                      two different points; `--resume` finishes it. Every recipient ends
+                      with exactly one final result line; every recipient the server
+                      received twice is in the documented window (accepted by the server,
+                      its result not yet written when the process died); no recipient
+                      whose delivery was recorded is sent again.
+  torn_last_line      a results file whose last line was cut: the cut line is reported and
+                      ignored, its recipient sent again; the file is only appended to.
+  resume_checks       --resume with --force is refused; a results file of another job is
+                      refused (exit 2); resuming a finished run sends nothing.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import (VOLLEY, AiosmtpdServer, Failure, SmtpSink, check, check_eq,  # noqa: E402
+                 kill_group, rcpt_lines, run_cases, run_volley, tmpdir, write_job)
+
+MESSAGE = b"Subject: resume test\r\n\r\nhello\r\n"
+FINAL = ("delivered", "bounced", "failed")
+
+
+def parse_lines(path):
+    """parse_lines - (results, cut lines) of a results file; a cut line is not JSON."""
+    good, cut = [], []
+    with open(path, "rb") as f:
+        for raw in f.read().split(b"\n"):
+            if not raw:
+                continue
+            try:
+                good.append(json.loads(raw))
+            except ValueError:
+                cut.append(raw)
+    return good, cut
+
+
+def deliveries(srv):
+    """deliveries - address -> times it was in an accepted DATA transaction."""
+    n = {}
+    for e in srv.events("data"):
+        if e["code"] == 250:
+            for a in e["rcpt_tos"]:
+                n[a] = n.get(a, 0) + 1
+    return n
+
+
+def kill_when(srv_events, want, proc, limit=60):
+    """kill_when - SIGKILL proc's group once the server recorded want DATA events."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        if proc.poll() is not None:
+            raise Failure(f"volley finished before {want} deliveries: too fast to kill")
+        try:
+            with open(srv_events, "rb") as f:
+                n = f.read().count(b'"event": "data"')
+        except FileNotFoundError:
+            n = 0
+        if n >= want:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            return
+        time.sleep(0.01)
+    kill_group(proc)
+    raise Failure(f"the server did not see {want} deliveries within {limit} s")
+
+
+def kill_and_resume(at, n=1500):
+    """kill_and_resume - kill after `at` deliveries, resume, check both runs together."""
+    with tmpdir() as d:
+        addrs = [f"user{i}@example.net" for i in range(n)]
+        job = write_job(d, addrs, MESSAGE)
+        res = os.path.join(d, "out.jsonl")
+        args = ["send", "--results", res, "--connections", "8", "--max-recipients", "1",
+                "--quiet"]
+        with AiosmtpdServer(d, pipelining=True) as srv:
+            p = subprocess.Popen([VOLLEY] + args + ["--relay", srv.relay, job],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, start_new_session=True)
+            kill_when(srv.events_path, at, p)
+            first, cut = parse_lines(res)
+            done1 = {r["rcpt"] for r in first if r["status"] in FINAL}
+            t_kill = time.time()
+            rc, out, err = run_volley(args + ["--resume", "--relay", srv.relay, job], timeout=120)
+        check_eq(rc, 0, f"kill at {at}: the resumed run completed")
+        check(0 < len(done1) < n, f"kill at {at}: the first run was cut short",
+              f"{len(done1)} final results")
+        results, cut2 = parse_lines(res)
+        check(len(cut2) <= 1, f"kill at {at}: at most one cut line (the one being written)",
+              f"{cut2[:2]}")
+        per_line = {}
+        for r in results:
+            if r["status"] in FINAL:
+                per_line[r["line"]] = per_line.get(r["line"], 0) + 1
+        lines = rcpt_lines(job)
+        check_eq(sorted(per_line), sorted(lines), f"kill at {at}: every job line has a final result")
+        check_eq({k for k, v in per_line.items() if v != 1}, set(),
+                 f"kill at {at}: exactly one final result per recipient")
+        got = deliveries(srv)
+        check_eq(sorted(a for a in addrs if a not in got), [],
+                 f"kill at {at}: the server received every recipient")
+        again = sorted(a for a in done1 if got.get(a, 0) != 1)
+        check_eq(again, [], f"kill at {at}: no recipient with a recorded result was sent twice")
+        twice = sorted(a for a, k in got.items() if k > 1)
+        check(len(twice) <= 64, f"kill at {at}: recipients received twice are few (the window: "
+              f"accepted, result not yet written)", f"{len(twice)}: {twice[:5]}")
+        check(all(a not in done1 for a in twice), f"kill at {at}: and none of them had a result",
+              f"{twice[:5]}")
+        print(f"     kill at {at}: {len(done1)} final before the kill, {len(twice)} sent twice "
+              f"(the window), {len(cut)} cut line(s)", flush=True)
+        resumed = [e for e in srv.events("rcpt") if e["t"] > t_kill]
+        check(all(e["address"] not in done1 for e in resumed),
+              f"kill at {at}: the resumed run only sent to recipients without a result", "")
+
+
+def case_kill_early():
+    kill_and_resume(150)
+
+
+def case_kill_late():
+    kill_and_resume(1100)
+
+
+def case_torn_last_line():
+    with tmpdir() as d:
+        addrs = [f"user{i}@example.net" for i in range(30)]
+        job = write_job(d, addrs, MESSAGE)
+        res = os.path.join(d, "out.jsonl")
+        with SmtpSink(d) as sink:
+            rc, out, err = run_volley(["send", "--relay", sink.relay, "--results", res, job])
+            check_eq(rc, 0, "first run")
+            with open(res, "rb") as f:
+                data = f.read()
+            lines = data.split(b"\n")
+            kept = b"\n".join(lines[:20]) + b"\n" + lines[20][:45]  # 20 whole lines, one cut
+            with open(res, "wb") as f:
+                f.write(kept)
+            cut_rcpt = json.loads(lines[20])["rcpt"]
+            rc, out, err = run_volley(["send", "--relay", sink.relay, "--results", res,
+                                       "--resume", job])
+        check_eq(rc, 0, "resumed run")
+        check("last line is cut" in err, "the cut line is reported", err[-300:])
+        with open(res, "rb") as f:
+            after = f.read()
+        check(after.startswith(kept + b"\n"), "the file was only appended to (cut line ended "
+              "with a newline, nothing rewritten)", repr(after[:80]))
+        results, cut = parse_lines(res)
+        check_eq(len(cut), 1, "the cut line stays, alone on its line")
+        again = [r for r in results[20:]]
+        check_eq(sorted(r["rcpt"] for r in again),
+                 sorted(a for a in addrs if a not in {r["rcpt"] for r in results[:20]}),
+                 "the resumed run sent exactly the recipients without a whole result line")
+        check(cut_rcpt in {r["rcpt"] for r in again}, "including the cut line's recipient")
+
+
+def case_resume_checks():
+    with tmpdir() as d:
+        job = write_job(d, [f"user{i}@example.net" for i in range(10)], MESSAGE)
+        other = write_job(os.path.join(d, "o"), [f"x{i}@example.org" for i in range(10)],
+                          MESSAGE) if os.makedirs(os.path.join(d, "o")) is None else None
+        res = os.path.join(d, "out.jsonl")
+        with SmtpSink(d) as sink:
+            rc, out, err = run_volley(["send", "--relay", sink.relay, "--results", res, job])
+            check_eq(rc, 0, "first run")
+            size = os.path.getsize(res)
+            sent = sink.messages()
+            rc, out, err = run_volley(["send", "--relay", sink.relay, "--results", res,
+                                       "--resume", "--force", job])
+            check_eq(rc, 2, "--resume with --force: usage error")
+            rc, out, err = run_volley(["send", "--relay", sink.relay, "--results", res,
+                                       "--resume", other])
+            check_eq(rc, 2, "results of another job: refused")
+            check("another job" in err, "and it says why", err[-300:])
+            rc, out, err = run_volley(["send", "--relay", sink.relay, "--results", res,
+                                       "--resume", job])
+            check_eq(rc, 0, "resuming a finished run")
+            check("10 recipients already have a final result" in out, "says what it skips", out)
+            check_eq(os.path.getsize(res), size, "and writes nothing")
+            check_eq(sink.messages(), sent, "and sends nothing")
+
+
+if __name__ == "__main__":
+    run_cases("test_resume", [case_kill_early, case_kill_late, case_torn_last_line,
+                              case_resume_checks])
