@@ -40,15 +40,8 @@ struct centry {
 	const char *why;               /* static reason of a failure, or NULL */
 };
 
-struct dslot {
-	struct dslot *next;
-	char *key;
-	_Atomic int count;
-};
-
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct centry *g_tab[NBUCKETS];
-static struct dslot *g_dest[NBUCKETS];
 static unsigned g_entries;
 static uint64_t g_queries;
 static int g_wake[MAX_THREADS];
@@ -238,24 +231,6 @@ uint64_t dnscache_queries(void)
 	return n;
 }
 
-/* dest_slot - find or create the shared counter for key. */
-_Atomic int *dest_slot(const char *key)
-{
-	uint32_t h = hash(key, 0);
-	struct dslot *d;
-	pthread_mutex_lock(&g_mu);
-	for (d = g_dest[h % NBUCKETS]; d; d = d->next)
-		if (strcmp(d->key, key) == 0)
-			break;
-	if (!d && (d = calloc(1, sizeof *d)) != NULL) {
-		d->key = strdup(key);
-		d->next = g_dest[h % NBUCKETS];
-		g_dest[h % NBUCKETS] = d;
-	}
-	pthread_mutex_unlock(&g_mu);
-	return d ? &d->count : NULL;
-}
-
 /* dnscache_free - release all entries and slots. */
 void dnscache_free(void)
 {
@@ -274,12 +249,6 @@ void dnscache_free(void)
 			free(e);
 		}
 		g_tab[b] = NULL;
-		for (struct dslot *d = g_dest[b], *n; d; d = n) {
-			n = d->next;
-			free(d->key);
-			free(d);
-		}
-		g_dest[b] = NULL;
 	}
 	for (unsigned t = 0; t < MAX_THREADS; t++) {
 		for (struct waiter *wt = g_ready[t], *wn; wt; wt = wn) {

@@ -42,7 +42,4 @@ void dnscache_free(void);
 /* dnscache_wake_others - wake every thread but tid (a shared connection slot came free). */
 void dnscache_wake_others(unsigned tid);
 
-/* dest_slot - the shared connection counter of a destination key (created on first use). */
-_Atomic int *dest_slot(const char *key);
-
 #endif

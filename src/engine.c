@@ -8,6 +8,7 @@
  * when the loop goes back to wait. Sessions hold at most one receive and one
  * send in flight (two sends on one socket could reorder bytes). */
 #include "engine.h"
+#include "budget.h"
 #include "clock.h"
 #include "dnscache.h"
 #include "worker.h"
@@ -128,7 +129,7 @@ void emit_fail(struct worker *w, const struct rcpt *rc, const struct route_fail 
                const struct dest *d)
 {
 	emit_at(w, rc, f->status, f->code, f->enhanced[0] ? f->enhanced : NULL, f->reason,
-	        strlen(f->reason), -1, d, f->ai, NULL, !f->untried);
+	        strlen(f->reason), f->t0 > 0 ? f->t0 : -1, d, f->ai, NULL, !f->untried);
 }
 
 /* emit_bad - result for a job line that failed to parse. */
@@ -197,6 +198,13 @@ static unsigned cb_next_txn(void *ctx, struct rcpt *out, unsigned max, size_t bu
 		return 0;
 	if (d->q.n == 0 && work_left(w))
 		route_feed(w, FEED_BATCH);
+	if (d->q.n == 0 || budget_over(d->own, d->prov))
+		return 0; /* nothing to do, or slowed down below the sessions open: finish */
+	int64_t wake;
+	if (!budget_message(d->own, d->prov, w->now, &wake)) {
+		s->hold_until = wake > w->now ? wake : w->now + 1; /* the rate says wait: stay idle */
+		return 0;
+	}
 	/* Take a recipient only while the longest possible RCPT still fits. */
 	while (n < max && used + 12u + ADDR_MAX_MAILBOX <= budget && rq_pop(&w->pool, &d->q, &out[n])) {
 		used += smtp_rcpt_cost(&out[n]);
@@ -213,6 +221,11 @@ static void cb_result(void *ctx, const struct rcpt *r, enum result_status st, in
 	struct session *s = ctx;
 	if (st == RS_DELIVERED && s->dest)
 		s->dest->n421 = 0;
+	/* A reply that throttles one recipient or transaction; a session-ending one (421) is
+	 * counted once, when the session ends (pause_on_421). */
+	if (st == RS_DEFERRED && code >= 400 && s->dest && s->smtp.fail_code == 0 &&
+	    shaping_is_throttling(code, enh, text, len))
+		budget_throttled(s->dest->own, s->dest->prov, s->w->now, text, len);
 	emit_rcpt(s->w, r, st, code, enh, text, len, t0, s);
 }
 
@@ -440,6 +453,17 @@ static void tls_end(struct session *s)
 	s->tls = NULL;
 }
 
+/* set_deadline - the session's deadline (0: none), armed on the timer wheel
+ * together with its rate-limit hold, whichever comes first. */
+static void set_deadline(struct session *s, int64_t at)
+{
+	int64_t t = at;
+	s->deadline = at;
+	if (s->hold_until && (t == 0 || s->hold_until < t))
+		t = s->hold_until;
+	wheel_set(&s->w->wheel, s->idx, t);
+}
+
 /* pump_ex - send what is queued, finish idle sessions; after progress (bytes moved)
  * restart the step's deadline. The timer tick pumps without progress, so that a
  * server which says nothing still runs into its deadline. */
@@ -465,7 +489,7 @@ static void pump_ex(struct session *s, bool progress)
 	if (m->state == SS_READY && m->idle) {
 		if (!stopping() && (s->dest->q.n > 0 || work_left(s->w)))
 			smtp_kick(m);
-		if (m->idle)
+		if (m->idle && !(s->hold_until > s->w->now && !stopping()))
 			smtp_finish(m);
 	}
 	if (m->state == SS_DONE || m->state == SS_FAILED) {
@@ -474,8 +498,7 @@ static void pump_ex(struct session *s, bool progress)
 	}
 	arm_send(s);
 	arm_recv(s);
-	if (progress || s->deadline == 0)
-		s->deadline = s->w->now + step_timeout(s);
+	set_deadline(s, progress || s->deadline == 0 ? s->w->now + step_timeout(s) : s->deadline);
 }
 
 /* pump - after an event that moved bytes. */
@@ -503,8 +526,7 @@ static void session_release(struct session *s)
 		return;
 	d->nconn--;
 	/* A slot of a full destination came free: other threads may be waiting for it. */
-	if (atomic_fetch_sub_explicit(d->shared, 1, memory_order_relaxed) >= (int)d->limit &&
-	    w->cfg->mx)
+	if (budget_release(d->own, d->prov) && w->cfg->mx)
 		dnscache_wake_others(w->id);
 	s->dest = NULL;
 	w->idle[w->nidle++] = s->idx;
@@ -523,6 +545,7 @@ static bool failover(struct session *s)
 		return false;
 	route_set_fail(&d->fail, m->fail_status, m->fail_code, m->fail_enh, "%s", m->err);
 	d->fail.ai = (int)s->ai;
+	d->fail.t0 = s->conn_start;
 	if (m->auth_failed) { /* RFC 4954: wrong credentials will not get better; stop now */
 		route_dest_failed(s->w, d);
 		return false;
@@ -559,6 +582,7 @@ static void session_connect(struct session *s)
 	atomic_fetch_add_explicit(&w->st->connections, 1, memory_order_relaxed);
 	smtp_start(&s->smtp);
 	s->smtp.no_tls = plain;
+	s->smtp.max_msgs = s->dest->max_msgs;
 	if (s->fd < 0) {
 		s->phase = PH_OPEN; /* so that the close path runs */
 		session_fail(s, "socket: %s", strerror(errno));
@@ -571,7 +595,8 @@ static void session_connect(struct session *s)
 	io_uring_sqe_set_data64(sqe, ud(s->idx, OP_CONNECT));
 	s->inflight++;
 	s->phase = PH_CONNECTING;
-	s->deadline = w->now + w->cfg->to.connect;
+	s->hold_until = 0;
+	set_deadline(s, w->now + w->cfg->to.connect);
 }
 
 /* session_close - cancel what is in flight, then close the socket. */
@@ -581,7 +606,8 @@ static void session_close(struct session *s)
 	if (s->phase == PH_CLOSING || s->phase == PH_IDLE)
 		return;
 	s->phase = PH_CLOSING;
-	s->deadline = 0;
+	s->hold_until = 0;
+	set_deadline(s, 0);
 	if (s->fd < 0) { /* socket() failed: nothing in flight will call settle */
 		settle(s);
 		return;
@@ -598,20 +624,26 @@ static void session_close(struct session *s)
 	s->inflight++;
 }
 
-/* pause_on_421 - the server said 421 (RFC 5321 3.8: it is closing the channel):
- * no new session to the destination for a while, doubling with each 421 in a row. */
+/* pause_on_421 - the session ended on a throttling reply: slow the destination
+ * down (budget.c); on a 421 (RFC 5321 3.8: the server is closing the channel) also no
+ * new session to it for a while, over all threads, doubling with each 421 in a row. */
 static void pause_on_421(struct session *s)
 {
 	struct dest *d = s->dest;
-	if (!d || s->smtp.state != SS_FAILED || s->smtp.fail_code != 421)
+	const struct smtp *m = &s->smtp;
+	if (!d || m->state != SS_FAILED || m->fail_code < 400 || m->fail_code >= 500)
+		return;
+	if (shaping_is_throttling(m->fail_code, m->fail_enh, m->err, strlen(m->err)))
+		budget_throttled(d->own, d->prov, s->w->now, m->err, strlen(m->err));
+	if (m->fail_code != 421)
 		return;
 	if (d->n421 < 30)
 		d->n421++;
 	int64_t pause = retry_backoff(s->w->cfg->retry_initial, d->n421, arc4random());
-	if (s->w->cfg->max_retry > 0 && pause > s->w->cfg->max_retry)
-		pause = s->w->cfg->max_retry;
-	if (d->retry_at < s->w->now + pause)
-		d->retry_at = s->w->now + pause;
+	int64_t cap = s->w->cfg->max_retry > 0 ? s->w->cfg->max_retry : s->w->cfg->retry_initial;
+	if (pause > cap) /* without retries, a 421 pauses at most --retry-initial */
+		pause = cap;
+	budget_pause(d->own, s->w->now + pause);
 }
 
 /* settle - once a closing session has nothing in flight: close the socket,
@@ -734,8 +766,14 @@ static void arm_timer(struct worker *w)
  * over, whatever is still open is closed and its recipients get deferred. */
 static void grace(struct worker *w)
 {
-	if (w->stop_ms == 0)
+	if (w->stop_ms == 0) { /* idle and held sessions say QUIT now */
 		w->stop_ms = w->now;
+		for (unsigned i = 0; i < w->nsess; i++) {
+			w->sess[i].hold_until = 0;
+			pump_ex(&w->sess[i], false);
+			settle(&w->sess[i]);
+		}
+	}
 	if (w->now - w->stop_ms < w->cfg->grace)
 		return;
 	for (unsigned i = 0; i < w->nsess; i++) {
@@ -748,26 +786,46 @@ static void grace(struct worker *w)
 	}
 }
 
+/* timer_fired - the wheel says the session's deadline or its hold is due. */
+static void timer_fired(struct session *s)
+{
+	if (s->phase == PH_IDLE || s->phase == PH_CLOSING)
+		return;
+	if (s->deadline != 0 && s->deadline <= s->w->now) {
+		if (s->phase == PH_CONNECTING) {
+			s->phase = PH_OPEN;
+			session_fail(s, "connect to %s: timed out", s->dest->addr[s->ai].server);
+		} else {
+			session_fail(s, "timed out waiting for the server (%s)", s->dest->addr[s->ai].server);
+		}
+		settle(s);
+		return;
+	}
+	if (s->hold_until != 0 && s->hold_until <= s->w->now)
+		s->hold_until = 0;
+	pump_ex(s, false); /* a hold is over: take work again (or finish) */
+	settle(s);
+}
+
+/* expire - fire every timer that is due, a batch at a time. */
+static void expire(struct worker *w)
+{
+	uint32_t due[256], k;
+	do {
+		k = wheel_expire(&w->wheel, w->now, due, 256);
+		for (uint32_t j = 0; j < k; j++)
+			timer_fired(&w->sess[due[j]]);
+	} while (k == 256);
+}
+
 /* on_tick - expire deadlines, retransmit DNS, publish counters. */
 static void on_tick(struct worker *w)
 {
 	if (stopping())
 		grace(w);
-	for (unsigned i = 0; i < w->nsess; i++) {
-		struct session *s = &w->sess[i];
-		if (s->phase == PH_IDLE || s->deadline == 0 || s->deadline > w->now)
-			continue;
-		if (s->phase == PH_CONNECTING) {
-			s->phase = PH_OPEN;
-			session_fail(s, "connect to %s: timed out", s->dest->addr[s->ai].server);
-		} else if (s->phase == PH_OPEN) {
-			session_fail(s, "timed out waiting for the server (%s)", s->dest->addr[s->ai].server);
-		}
-	}
+	expire(w);
 	if (w->cfg->mx)
 		resolver_tick(&w->res, w->now);
-	for (unsigned i = 0; i < w->nsess; i++)
-		pump_ex(&w->sess[i], false);
 	atomic_store_explicit(&w->st->sync_writes, w->rf.sync_writes, memory_order_relaxed);
 	atomic_store_explicit(&w->st->dns_queries, w->res.queries, memory_order_relaxed);
 	atomic_store_explicit(&w->st->dns_tcp, w->res.tcp_queries, memory_order_relaxed);
@@ -909,7 +967,8 @@ static int worker_setup(struct worker *w)
 	w->sess = calloc(w->nsess ? w->nsess : 1, sizeof *w->sess);
 	w->idle = calloc(w->nsess ? w->nsess : 1, sizeof *w->idle);
 	w->smtp_mem = calloc(w->nsess ? w->nsess : 1, per);
-	if (!w->sess || !w->idle || !w->smtp_mem || resfile_init(&w->rf, cfg->results_fd) < 0 ||
+	w->tnode = calloc(w->nsess ? w->nsess : 1, sizeof *w->tnode);
+	if (!w->sess || !w->idle || !w->smtp_mem || !w->tnode || resfile_init(&w->rf, cfg->results_fd) < 0 ||
 	    rpool_init(&w->pool, ROUTE_QUEUE_CAP) < 0) {
 		snprintf(w->err, sizeof w->err, "out of memory for %u sessions", w->nsess);
 		return -1;
@@ -922,6 +981,7 @@ static int worker_setup(struct worker *w)
 		smtp_init(&s->smtp, &cfg->smtp, &session_ops, s, (char *)w->smtp_mem + i * per);
 		w->idle[w->nidle++] = w->nsess - 1 - i;
 	}
+	wheel_init(&w->wheel, w->tnode, w->nsess, TICK_MS, clock_ms());
 	unsigned sq = 256;
 	while (sq < 2 * w->nsess + 16 && sq < 4096)
 		sq <<= 1;
@@ -979,6 +1039,7 @@ static void worker_free(struct worker *w)
 	free(w->sess);
 	free(w->idle);
 	free(w->smtp_mem);
+	free(w->tnode);
 }
 
 /* join_for - wait up to ms for a thread to end; ETIMEDOUT if it is still running. */
@@ -1000,7 +1061,7 @@ int engine_run(const struct engine_config *cfg, struct engine_stats *stats,
 	struct worker *w = calloc(n, sizeof *w);
 	struct job_cursor *cur = calloc(n, sizeof *cur);
 	int rc = 0;
-	if (!w || !cur || dnscache_init(n) < 0) {
+	if (!w || !cur || dnscache_init(n) < 0 || budget_init(cfg->shaping->nprovider) < 0) {
 		snprintf(err, errlen, "out of memory");
 		free(w);
 		free(cur);
@@ -1024,10 +1085,11 @@ int engine_run(const struct engine_config *cfg, struct engine_stats *stats,
 		}
 	}
 	for (unsigned i = 0; i < n; i++) {
-		while (tick && join_for(w[i].th, 100) == ETIMEDOUT)
-			tick(arg);
-		if (!tick)
-			pthread_join(w[i].th, NULL);
+		while (join_for(w[i].th, 100) == ETIMEDOUT) {
+			budget_tick(clock_ms()); /* rate estimates and recovery after throttling */
+			if (tick)
+				tick(arg);
+		}
 		if (w[i].rc != 0 && rc == 0) {
 			snprintf(err, errlen, "thread %u: %s", i, w[i].err);
 			rc = -1;

@@ -9,6 +9,7 @@
 #include "message.h"
 #include "resolver.h"
 #include "resume.h"
+#include "shaping.h"
 #include "smtp.h"
 #include "tls.h"
 
@@ -55,6 +56,8 @@ struct engine_config {
 	int64_t max_retry;                     /* ms after the first attempt to keep retrying; 0 = never */
 	int64_t grace;                         /* ms after a stop for transactions in flight */
 	const struct resume *resume;           /* --resume: job lines already final, or NULL */
+	const struct shaping *shaping;         /* shaping rules (built-in and --shaping) */
+	bool user_default;                     /* the --shaping file has a default rule */
 };
 
 /* engine_run - run every thread to completion; stats must hold cfg->threads entries.

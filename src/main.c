@@ -1,5 +1,6 @@
 /* main.c - volley's entry point: `volley send` sets up the run and hands it to the engine. */
 #include "addr.h"
+#include "budget.h"
 #include "cli.h"
 #include "clock.h"
 #include "dest.h"
@@ -105,6 +106,7 @@ struct run {
 	enum smtp_tls_mode smtp_tls;
 	char password[256];
 	struct resume res;
+	struct shaping shaping;
 	uint64_t skipped;          /* --resume: recipients already final */
 };
 
@@ -345,6 +347,12 @@ static int prepare(struct run *r)
 	}
 	if (pick_helo(r->o.helo, r->helo, sizeof r->helo) < 0 || setup_tls(r) < 0)
 		return 2;
+	if (shaping_init(&r->shaping, r->o.shaping, err, sizeof err) < 0) {
+		fprintf(stderr, "volley send: --shaping: %s\n", err);
+		return 2;
+	}
+	r->cfg.shaping = &r->shaping;
+	r->cfg.user_default = r->shaping.def && strcmp(r->shaping.def->file, "<built-in>") != 0;
 	if (r->o.results)
 		snprintf(r->results, sizeof r->results, "%s", r->o.results);
 	else
@@ -424,8 +432,11 @@ static int cmd_send(int argc, char **argv)
 	if (fsync(r.cfg.results_fd) != 0 && errno != EINVAL)
 		fprintf(stderr, "volley send: fsync %s: %s\n", r.results, strerror(errno));
 	close(r.cfg.results_fd);
-	if (!r.o.quiet)
+	if (!r.o.quiet) {
 		stats_summary(&p, stdout, r.results);
+		budget_report(stdout);
+	}
+	budget_free();
 	if (rc != 0)
 		fprintf(stderr, "volley send: %s\n", err);
 	else if (engine_stopping()) {
@@ -438,6 +449,7 @@ static int cmd_send(int argc, char **argv)
 	memset(r.password, 0, sizeof r.password);
 	message_free(&r.msg);
 	resume_free(&r.res);
+	shaping_free(&r.shaping);
 	job_close(&r.job);
 	return rc == 0 ? 0 : 1;
 }

@@ -9,6 +9,7 @@
  * holds whatever thread a recipient was read by. In relay mode there is one
  * destination, the relay, and no DNS. */
 #include "addr.h"
+#include "budget.h"
 #include "dnscache.h"
 #include "worker.h"
 #include <stdio.h>
@@ -25,6 +26,35 @@ static uint32_t hash(const char *s)
 	return h;
 }
 
+/* shape - attach d's budgets: its own, under key, with the limits of the domain's
+ * rule (dom_rule), else the default rule (a --shaping file's, else the command
+ * line's), and its provider's, matched by the MX host names. In relay mode only a
+ * --shaping file's default applies (the built-in per-destination default is for MX
+ * destinations; the relay's concurrency is --connections). */
+static void shape(struct worker *w, struct dest *d, const char *key,
+                  const struct shaping_rule *dom_rule)
+{
+	const struct engine_config *c = w->cfg;
+	const struct shaping_rule *def = shaping_default(c->shaping);
+	struct shaping_limits lim = { 0 };
+	if (dom_rule)
+		lim = dom_rule->lim;
+	else if (def && c->user_default)
+		lim = def->lim;
+	if (lim.connections == 0) /* unset: --connections (relay), --max-connections-per-destination */
+		lim.connections = c->mx ? c->dest_limit : c->connections;
+	const char *hosts[ROUTE_MAX_HOSTS];
+	unsigned n = d->nhost < ROUTE_MAX_HOSTS ? d->nhost : ROUTE_MAX_HOSTS;
+	for (unsigned i = 0; i < n; i++)
+		hosts[i] = d->host[i].name;
+	const struct shaping_rule *p = shaping_provider(c->shaping, hosts, n);
+	d->own = budget_dest(key, &lim);
+	d->prov = budget_provider(p);
+	d->max_msgs = lim.msgs_per_conn;
+	if (p && p->lim.msgs_per_conn && (!d->max_msgs || p->lim.msgs_per_conn < d->max_msgs))
+		d->max_msgs = p->lim.msgs_per_conn;
+}
+
 /* relay_dest - the single destination of relay mode. */
 static struct dest *relay_dest(struct worker *w)
 {
@@ -38,8 +68,7 @@ static struct dest *relay_dest(struct worker *w)
 	}
 	d->nhost = 1;
 	snprintf(d->host[0].name, sizeof d->host[0].name, "%s", c->relay_host);
-	d->shared = dest_slot("relay");
-	d->limit = c->connections;
+	shape(w, d, "relay", NULL);
 	d->good = -1;
 	d->naddr = 1;
 	d->addr[0].sa = c->addr;
@@ -58,7 +87,7 @@ int route_setup(struct worker *w)
 		return -1;
 	if (!w->cfg->mx) {
 		w->relay = relay_dest(w);
-		return w->relay && w->relay->shared ? 0 : -1;
+		return w->relay && w->relay->own ? 0 : -1;
 	}
 	w->dom = calloc(DOMAIN_BUCKETS, sizeof *w->dom);
 	if (!w->dom)
@@ -274,19 +303,7 @@ static unsigned wanted_sessions(const struct worker *w, const struct dest *d)
 	unsigned want = (d->q.n + per - 1) / per;
 	if (w->cfg->smtp.auth_user && !d->auth_ok)
 		want = want > 0 ? 1 : 0; /* one session proves the credentials before the others try */
-	return want < d->limit ? want : d->limit;
-}
-
-/* reserve - take one of d's connection slots, counted over all threads (CAS, so
- * two threads cannot both take the last one). */
-static bool reserve(struct dest *d)
-{
-	int v = atomic_load_explicit(d->shared, memory_order_relaxed);
-	while (v < (int)d->limit)
-		if (atomic_compare_exchange_weak_explicit(d->shared, &v, v + 1, memory_order_acq_rel,
-		                                          memory_order_relaxed))
-			return true;
-	return false;
+	return want;
 }
 
 /* route_schedule - bind free sessions to destinations with waiting recipients,
@@ -298,8 +315,11 @@ void route_schedule(struct worker *w)
 		return;
 	while (*pp) {
 		struct dest *d = *pp;
+		/* The budgets (budget.c) hold the limits over all threads: connections
+		 * (compare-and-swap, so two threads cannot both take the last slot), the
+		 * connection rate, and the pause after a 421. */
 		while (w->nidle > 0 && d->q.n > 0 && !d->down && d->retry_at <= w->now &&
-		       d->nconn < wanted_sessions(w, d) && reserve(d))
+		       d->nconn < wanted_sessions(w, d) && budget_reserve(d->own, d->prov, w->now))
 			session_bind(&w->sess[w->idle[--w->nidle]], d);
 		if (d->q.n == 0 || d->down) {
 			d->wanting = false;
@@ -346,11 +366,10 @@ static void dest_lookups(struct worker *w, struct dest *d)
 
 /* dest_new - a destination for an MX list (hosts in preference order, equal ones shuffled). */
 static struct dest *dest_new(struct worker *w, const char *key, uint32_t h,
-                             const struct dns_mx *mx, unsigned n)
+                             const struct dns_mx *mx, unsigned n, const struct shaping_rule *dr)
 {
 	struct dest *d = calloc(1, sizeof *d);
-	if (!d || !(d->host = calloc(n, sizeof *d->host)) || !(d->key = strdup(key)) ||
-	    !(d->shared = dest_slot(key))) {
+	if (!d || !(d->host = calloc(n, sizeof *d->host)) || !(d->key = strdup(key))) {
 		if (d) {
 			free(d->host);
 			free(d->key);
@@ -364,7 +383,13 @@ static struct dest *dest_new(struct worker *w, const char *key, uint32_t h,
 		d->host[i].pref = mx[i].pref;
 	}
 	route_order(d->host, n);
-	d->limit = w->cfg->dest_limit;
+	shape(w, d, key, dr);
+	if (!d->own) {
+		free(d->host);
+		free(d->key);
+		free(d);
+		return NULL;
+	}
 	d->good = -1;
 	d->hnext = w->dst[h % DEST_BUCKETS];
 	w->dst[h % DEST_BUCKETS] = d;
@@ -433,11 +458,13 @@ static void on_mx(struct worker *w, struct domain *dm, const struct dns_answer *
 		n = 1;
 	}
 	char key[4096];
-	route_key(mx, n, key, sizeof key);
+	const struct shaping_rule *dr = shaping_domain(w->cfg->shaping, dm->name);
+	size_t off = dr ? (size_t)snprintf(key, sizeof key, "domain:%s ", dm->name) : 0;
+	route_key(mx, n, key + off, sizeof key - off); /* a domain with its own rule: its own destination */
 	uint32_t h = hash(key);
 	struct dest *d = dest_find(w, key, h);
 	if (!d)
-		d = dest_new(w, key, h, mx, n);
+		d = dest_new(w, key, h, mx, n, dr);
 	if (!d) {
 		route_set_fail(&f, RS_DEFERRED, 0, "4.3.0", "out of memory routing %s", dm->name);
 		domain_fail(w, dm, &f);

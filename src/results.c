@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bounds.h"
+#include "category.h"
 
 /*
  * result_format is called once per recipient on the engine's hot path, so it
@@ -26,6 +27,7 @@
 #define RESULT_MAX_MX        255u
 #define RESULT_MAX_IP        64u
 #define RESULT_MAX_TLS       64u  /* input octets of "host:port" copied */
+#define RESULT_MAX_CATEGORY  32u   /* input octets of the category copied */
 #define RESULT_ESC_MAX       6u    /* output octets for one input octet ("\u00XX") */
 #define RESULT_CUT           "..."  /* appended when a string is cut */
 
@@ -37,6 +39,7 @@
 #define RESULT_HEAD_MAX (RESULT_LIT_LEN("{\"rcpt\":") + RESULT_STR_MAX(RESULT_MAX_RCPT) \
 	+ RESULT_LIT_LEN(",\"line\":") + 20u \
 	+ RESULT_LIT_LEN(",\"status\":\"delivered\"") \
+	+ RESULT_LIT_LEN(",\"category\":") + RESULT_STR_MAX(RESULT_MAX_CATEGORY) \
 	+ RESULT_LIT_LEN(",\"code\":") + 11u \
 	+ RESULT_LIT_LEN(",\"enhanced\":") + RESULT_STR_MAX(RESULT_MAX_ENHANCED) \
 	+ RESULT_LIT_LEN(",\"reply\":"))
@@ -211,7 +214,12 @@ size_t result_format(char *dst, size_t cap, const struct result *r)
 	p = PUT_LIT(p, ",\"status\":\"");
 	const char *st = result_status_name(r->status);
 	p = put_lit(p, st, strlen(st));
-	p = PUT_LIT(p, "\",\"code\":");
+	p = PUT_LIT(p, "\",\"category\":");
+	const char *cat = r->status == RS_DELIVERED ? NULL : r->category ? r->category :
+	                  category_of(r->status, r->code, r->enhanced, r->reply,
+	                              r->reply ? r->reply_len : 0);
+	p = put_str_or_null(p, end, cat, RESULT_MAX_CATEGORY);
+	p = PUT_LIT(p, ",\"code\":");
 	if (r->code == 0)
 		p = PUT_LIT(p, "null");
 	else if (r->code < 0) {

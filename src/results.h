@@ -20,13 +20,16 @@ struct result {
 	const char *mx;                        /* MX (or relay) host name, or NULL */
 	const char *ip;                        /* address connected to, or NULL */
 	const char *tls;                       /* "TLSv1.3 TLS_AES_256_GCM_SHA384", or NULL */
+	const char *category;                  /* category.h name; NULL: category_of() decides */
 };
 
 /* result_status_name - "delivered", "bounced", "deferred" or "failed". */
 const char *result_status_name(enum result_status s);
 
 /* result_format - write r as one JSON line ending in '\n' into dst.
- * Keys in order: rcpt, line, status, code, enhanced, reply, server, mx, ip, tls, attempts, ms.
+ * Keys in order: rcpt, line, status, category, code, enhanced, reply, server, mx, ip, tls,
+ * attempts, ms. category is null for RS_DELIVERED; otherwise r->category, or when
+ * that is NULL, category_of(status, code, enhanced, reply).
  * Strings are JSON-escaped; invalid UTF-8 and control octets become \u00XX;
  * reply is cut to RESULT_MAX_REPLY input octets (with "..." appended when cut).
  * Never writes more than cap bytes; returns bytes written, or 0 if cap is

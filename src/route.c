@@ -202,6 +202,7 @@ void route_set_fail(struct route_fail *f, enum result_status st, int code, const
 	va_list ap;
 	f->ai = -1;
 	f->untried = false;
+	f->t0 = 0;
 	f->status = st;
 	f->code = code;
 	snprintf(f->enhanced, sizeof f->enhanced, "%s", enh ? enh : "");

@@ -9,6 +9,8 @@
 #include "resolver.h"
 #include "results.h"
 
+struct budget;
+
 #define ROUTE_QUEUE_CAP   65536u   /* recipients a thread holds in queues at once */
 #define ROUTE_MAX_DOMAINS 1000000u /* domains a thread remembers */
 #define ROUTE_MAX_ADDRS   64u      /* addresses tried per destination */
@@ -32,6 +34,7 @@ struct route_fail {
 	char enhanced[16];
 	char reason[256];
 	bool untried;                /* nothing was attempted (the run stopped first) */
+	int64_t t0;                  /* ms when the failed connection attempt began, 0 if none */
 };
 
 /* An address of a destination, in the order they are tried. */
@@ -59,8 +62,9 @@ struct dest {
 	struct dest *wnext;          /* in the thread's list of destinations wanting sessions */
 	bool wanting;
 	char *key;                   /* "pref host,pref host..." sorted, or "relay" */
-	_Atomic int *shared;         /* connections open to it, all threads */
-	unsigned limit;              /* connection limit */
+	struct budget *own;          /* its shared budget (connections, rate, pause), all threads */
+	struct budget *prov;         /* its provider's budget, or NULL */
+	unsigned max_msgs;           /* transactions per connection (0: --max-messages-per-connection) */
 	unsigned nhost;
 	struct dhost *host;
 	unsigned pending_lookups;

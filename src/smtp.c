@@ -63,6 +63,7 @@ static void out_reset(struct smtp_out *o)
 	o->off = 0;
 	o->pending = 0;
 	o->arena_len = 0;
+	o->queued = o->sent = 0;
 }
 
 /* out_seg_add - append a segment, merging with the previous one when contiguous. */
@@ -74,6 +75,7 @@ static int out_seg_add(struct smtp_out *o, const char *p, size_t len)
 		    p >= o->arena && p < o->arena + sizeof o->arena) {
 			o->seg[last].len += len;
 			o->pending += len;
+			o->queued += (uint32_t)len;
 			return 0;
 		}
 	}
@@ -83,6 +85,7 @@ static int out_seg_add(struct smtp_out *o, const char *p, size_t len)
 	o->seg[o->nseg].len = len;
 	o->nseg++;
 	o->pending += len;
+	o->queued += (uint32_t)len;
 	return 0;
 }
 
@@ -94,6 +97,7 @@ void smtp_out_consume(struct smtp_out *o, size_t n)
 		size_t take = n < left ? n : left;
 		o->off += take;
 		o->pending -= take;
+		o->sent += (uint32_t)take;
 		n -= take;
 		if (o->off == o->seg[0].len) {
 			memmove(&o->seg[0], &o->seg[1], (o->nseg - 1) * sizeof o->seg[0]);
@@ -225,6 +229,7 @@ static int expect(struct smtp *s, enum smtp_cmd cmd, unsigned txn, unsigned idx)
 	e->cmd = (uint8_t)cmd;
 	e->txn = (uint8_t)txn;
 	e->idx = (uint16_t)idx;
+	e->end = s->out.queued;
 	s->qlen++;
 	return 0;
 }
@@ -555,7 +560,7 @@ static int free_slot(const struct smtp *s)
 static void start_work(struct smtp *s)
 {
 	while (s->state == SS_READY) {
-		if (s->msgs >= s->cfg->max_msgs) {
+		if (s->msgs >= (s->max_msgs ? s->max_msgs : s->cfg->max_msgs)) {
 			send_quit(s);
 			return;
 		}
@@ -695,8 +700,14 @@ static void on_reply(struct smtp *s, const struct reply *r)
 		return;
 	}
 	struct smtp_expect e = s->q[s->qhead];
-	if (r->code == 421 && e.cmd != CMD_QUIT) {
+	if (r->code == 421 && e.cmd != CMD_QUIT) { /* RFC 5321 3.8: may come at any time */
 		fail_reply(s, r);
+		return;
+	}
+	if ((int32_t)(s->out.sent - e.end) < 0) {
+		/* e.g. a 250 right behind the 354, before the message was sent: taking it as the
+		 * reply to the final dot would report a message the server never saw as delivered */
+		fail_protocol(s, "reply to a command not sent yet");
 		return;
 	}
 	s->qhead = (s->qhead + 1) % s->qcap;

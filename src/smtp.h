@@ -67,6 +67,8 @@ struct smtp_out {
 	size_t pending;         /* octets not yet sent */
 	char arena[SMTP_ARENA]; /* command bytes */
 	size_t arena_len;       /* octets used in arena */
+	uint32_t queued;        /* octets ever queued on this connection (mod 2^32) */
+	uint32_t sent;          /* ... of which sent (mod 2^32) */
 };
 
 /* One transaction: up to max_rcpts recipients sharing a MAIL FROM. */
@@ -110,8 +112,9 @@ struct smtp_ops {
 	int64_t (*now_ms)(void *ctx);
 };
 
-/* Expected reply: which command, which transaction and recipient. */
-struct smtp_expect { uint8_t cmd, txn; uint16_t idx; };
+/* Expected reply: which command, which transaction and recipient, and where the
+ * command ends in the output (a reply is only taken once its command was sent). */
+struct smtp_expect { uint8_t cmd, txn; uint16_t idx; uint32_t end; };
 
 /* One SMTP client session. */
 struct smtp {
@@ -133,6 +136,7 @@ struct smtp {
 	bool auth_login;             /* using LOGIN rather than PLAIN */
 	unsigned auth_mechs;         /* AUTH mechanisms offered: bit 0 PLAIN, bit 1 LOGIN */
 	unsigned msgs;               /* transactions started on this connection */
+	unsigned max_msgs;           /* transactions per connection here (0: cfg->max_msgs) */
 	unsigned replies;            /* complete replies received (progress, for deadlines) */
 	struct reply_parser rp;
 	struct smtp_expect *q;       /* ring of expected replies */

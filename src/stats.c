@@ -1,5 +1,6 @@
 /* stats.c - progress line on stderr (terminals only) and the end-of-run summary. */
 #include "stats.h"
+#include "retry.h"
 #include "clock.h"
 
 /* stats_sum - add up every thread's counters. */
@@ -17,6 +18,9 @@ void stats_sum(const struct progress *p, struct totals *t)
 		t->sync_writes += atomic_load_explicit(&s->sync_writes, memory_order_relaxed);
 		t->dns_queries += atomic_load_explicit(&s->dns_queries, memory_order_relaxed);
 		t->dns_tcp += atomic_load_explicit(&s->dns_tcp, memory_order_relaxed);
+		t->retries += atomic_load_explicit(&s->retries, memory_order_relaxed);
+		t->retrying += atomic_load_explicit(&s->retrying, memory_order_relaxed);
+		t->retry_full += atomic_load_explicit(&s->retry_full, memory_order_relaxed);
 	}
 }
 
@@ -45,10 +49,11 @@ void stats_tick(void *arg)
 	else if (p->total && done >= p->total)
 		snprintf(left, sizeof left, "0s");
 	fprintf(stderr, "\r\033[Ksent %llu  delivered %llu  bounced %llu  deferred %llu  "
-	        "failed %llu  in flight %llu  %.0f msgs/s  left ~%s",
+	        "failed %llu  in flight %llu (retry pending %llu)  %.0f msgs/s  left ~%s",
 	        (unsigned long long)done, (unsigned long long)t.delivered,
 	        (unsigned long long)t.bounced, (unsigned long long)t.deferred,
-	        (unsigned long long)t.failed, (unsigned long long)t.inflight, rate, left);
+	        (unsigned long long)t.failed, (unsigned long long)t.inflight,
+	        (unsigned long long)t.retrying, rate, left);
 	fflush(stderr);
 }
 
@@ -71,5 +76,11 @@ void stats_summary(const struct progress *p, FILE *f, const char *results_path)
 	if (t.dns_queries)
 		fprintf(f, "volley: DNS: %llu queries sent (%llu over TCP)\n",
 		        (unsigned long long)t.dns_queries, (unsigned long long)t.dns_tcp);
+	if (t.retries)
+		fprintf(f, "volley: %llu retries of deferred recipients\n", (unsigned long long)t.retries);
+	if (t.retry_full)
+		fprintf(f, "volley: %llu deferred recipients were not retried: the retry table (%u per "
+		        "thread) was full; --resume tries them again\n",
+		        (unsigned long long)t.retry_full, RETRY_CAP);
 	fprintf(f, "volley: results in %s\n", results_path);
 }

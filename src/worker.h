@@ -8,6 +8,7 @@
 #include "resfile.h"
 #include "resolver.h"
 #include "retry.h"
+#include "wheel.h"
 #include "ring.h"
 #include "route.h"
 
@@ -33,6 +34,7 @@ struct session {
 	unsigned ai;                 /* index of the address in dest->addr */
 	unsigned taken;              /* recipients taken on this connection */
 	int64_t deadline;            /* ms; 0 = none */
+	int64_t hold_until;          /* ms: idle by a rate limit until then, 0 = not held */
 	int64_t conn_start;          /* ms when the connection attempt began */
 	size_t rlen;                 /* octets in rbuf */
 	struct tls_conn *tls;        /* TLS state while encrypted, else NULL */
@@ -65,6 +67,8 @@ struct worker {
 	bool res_inflight;
 	struct rpool pool;           /* recipients waiting in queues */
 	struct retry rt;             /* deferred recipients waiting for their next attempt */
+	struct wheel wheel;          /* session deadlines and wake-ups */
+	struct wheel_node *tnode;    /* one per session */
 	int64_t stop_ms;             /* when this thread saw the stop request, 0 before */
 	struct resolver res;         /* DNS client (MX mode) */
 	struct domain **dom;         /* domain hash table (MX mode) */

@@ -40,9 +40,13 @@ SERVER_PY = os.path.join(TESTDIR, "integration", "smtp_server.py")
 SYS_PYTHON = "/usr/bin/python3"
 SMTP_SINK = "/usr/sbin/smtp-sink"
 
-RESULT_KEYS = ["rcpt", "line", "status", "code", "enhanced", "reply", "server", "mx", "ip",
-               "tls", "attempts", "ms"]
+RESULT_KEYS = ["rcpt", "line", "status", "category", "code", "enhanced", "reply", "server", "mx",
+               "ip", "tls", "attempts", "ms"]
 STATUSES = ("delivered", "bounced", "deferred", "failed")
+# docs/results-format.md, "category" (src/category.h)
+CATEGORIES = ("bad-mailbox", "bad-domain", "no-mx", "policy", "spam", "quota", "throttled", "tls",
+              "dns", "protocol", "timeout", "connection", "local", "auth", "content",
+              "interrupted", "other")
 ENHANCED_RE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
 SUMMARY_RE = re.compile(
     r"^volley: (\d+) recipients in [0-9.]+ s, [0-9.]+ msgs/s: delivered (\d+), "
@@ -321,6 +325,8 @@ def validate_result(d, where):
     ok = (isinstance(d["rcpt"], str)
           and isinstance(d["line"], int) and d["line"] >= 1
           and d["status"] in STATUSES
+          and ((d["category"] is None) if d["status"] == "delivered"
+               else d["category"] in CATEGORIES)
           and (d["code"] is None or (isinstance(d["code"], int) and 200 <= d["code"] <= 599))
           and (d["enhanced"] is None or (isinstance(d["enhanced"], str)
                                          and ENHANCED_RE.match(d["enhanced"])))
@@ -619,7 +625,8 @@ class AiosmtpdServer(ServerProcess):
 
     reject / defer: recipients answered 550 5.1.1 / 451 4.3.0 at RCPT.
     defer_first: {address: n}: 451 the first n times, then accepted.
-    mail_421_first: the first n MAIL commands get 421 and the connection is closed.
+    mail_421_first: the first n MAIL commands get 421 and the connection is closed
+    (after mail_421_after MAIL commands were accepted).
     reject_data_marker: content holding it is answered 554 5.6.0.
     eightbit / smtputf8 / pipelining: what EHLO advertises.
     After stop(), events() returns the recorded events (see smtp_server.py)."""
@@ -628,7 +635,7 @@ class AiosmtpdServer(ServerProcess):
 
     def __init__(self, workdir, reject=(), defer=(), reject_data_marker=None,
                  eightbit=True, smtputf8=False, pipelining=False, host="127.0.0.1",
-                 port=None, defer_first=None, mail_421_first=0):
+                 port=None, defer_first=None, mail_421_first=0, mail_421_after=0):
         AiosmtpdServer._seq += 1
         n = AiosmtpdServer._seq
         self.workdir = workdir
@@ -640,7 +647,8 @@ class AiosmtpdServer(ServerProcess):
         self.rules = {"reject": list(reject), "defer": list(defer),
                       "reject_data_marker": reject_data_marker, "eightbit": eightbit,
                       "smtputf8": smtputf8, "pipelining": pipelining,
-                      "defer_first": dict(defer_first or {}), "mail_421_first": mail_421_first}
+                      "defer_first": dict(defer_first or {}), "mail_421_first": mail_421_first,
+                      "mail_421_after": mail_421_after}
         self.proc = None
         self.exit_status = None
 

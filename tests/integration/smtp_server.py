@@ -12,6 +12,7 @@ RULES.json (every key optional):
      "defer_first": {"c@x.org": 2},   RCPT answered 451 4.3.0 the first 2 times, then accepted
      "mail_421_first": 3,             the first 3 MAIL commands answered 421 4.7.0 (too many
                                       connections, try again later) and the connection closed
+     "mail_421_after": 40,            ... counting from the 41st MAIL (default 0)
      "reject_data_marker": "XYZ",     end of DATA answered 554 5.6.0 when the content holds it
      "eightbit": true,                advertise 8BITMIME (default true)
      "smtputf8": false,               advertise SMTPUTF8 (default false)
@@ -82,6 +83,7 @@ class Handler:
         self.defer = set(rules.get("defer", []))
         self.defer_first = dict(rules.get("defer_first", {}))
         self.mail_421 = int(rules.get("mail_421_first", 0))
+        self.mail_421_after = int(rules.get("mail_421_after", 0))
         self.marker = rules.get("reject_data_marker")
         self.marker = self.marker.encode("utf-8") if self.marker else None
         self.eightbit = bool(rules.get("eightbit", True))
@@ -104,7 +106,9 @@ class Handler:
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         opts = [o.upper() for o in mail_options]
-        if self.mail_421 > 0:
+        if self.mail_421_after > 0:
+            self.mail_421_after -= 1
+        elif self.mail_421 > 0:
             self.mail_421 -= 1
             reply = "421 4.7.0 Too many connections, try again later"
             self.rec.write({"event": "mail", "conn": session.conn_id, "address": address,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bounds.h"
+#include "category.h"
 #include "results.h"
 
 static char buf[RESULT_MAX_LINE + 64];
@@ -48,8 +49,8 @@ Test(results, status_names)
 Test(results, delivered_line)
 {
 	struct result r = { S("alice@example.com"), 2, RS_DELIVERED, 250, "2.0.0",
-	                    S("2.0.0 Ok: queued as 4F1A"), "127.0.0.1:25", 1, 12, NULL, NULL, NULL };
-	expect(&r, "{\"rcpt\":\"alice@example.com\",\"line\":2,\"status\":\"delivered\","
+	                    S("2.0.0 Ok: queued as 4F1A"), "127.0.0.1:25", 1, 12, NULL, NULL, NULL, NULL };
+	expect(&r, "{\"rcpt\":\"alice@example.com\",\"line\":2,\"status\":\"delivered\",\"category\":null,"
 	           "\"code\":250,\"enhanced\":\"2.0.0\",\"reply\":\"2.0.0 Ok: queued as 4F1A\","
 	           "\"server\":\"127.0.0.1:25\",\"mx\":null,\"ip\":null,\"tls\":null,\"attempts\":1,\"ms\":12}\n");
 }
@@ -58,26 +59,26 @@ Test(results, bounced_multiline_reply)
 {
 	struct result r = { S("bob@example.org"), 18446744073709551615u, RS_BOUNCED, 550, "5.1.1",
 	                    S("5.1.1 no such user\n5.1.1 really"), "[2001:db8::1]:2525", 4294967295u,
-	                    INT64_MAX, NULL, NULL, NULL };
+	                    INT64_MAX, NULL, NULL, NULL, NULL };
 	expect(&r, "{\"rcpt\":\"bob@example.org\",\"line\":18446744073709551615,\"status\":\"bounced\","
-	           "\"code\":550,\"enhanced\":\"5.1.1\",\"reply\":\"5.1.1 no such user\\n5.1.1 really\","
+	           "\"category\":\"bad-mailbox\",\"code\":550,\"enhanced\":\"5.1.1\",\"reply\":\"5.1.1 no such user\\n5.1.1 really\","
 	           "\"server\":\"[2001:db8::1]:2525\",\"mx\":null,\"ip\":null,\"tls\":null,\"attempts\":4294967295,\"ms\":9223372036854775807}\n");
 }
 
 Test(results, failed_bad_line_with_control_chars_and_invalid_utf8)
 {
 	struct result r = { S("x\x01y\x7f\xff\xc3(\"\t"), 7, RS_FAILED, 0, NULL,
-	                    S("control character in address"), NULL, 0, -1, NULL, NULL, NULL };
+	                    S("control character in address"), NULL, 0, -1, NULL, NULL, NULL, NULL };
 	expect(&r, "{\"rcpt\":\"x\\u0001y\\u007f\\u00ff\\u00c3(\\\"\\t\",\"line\":7,\"status\":\"failed\","
-	           "\"code\":null,\"enhanced\":null,\"reply\":\"control character in address\","
+	           "\"category\":\"local\",\"code\":null,\"enhanced\":null,\"reply\":\"control character in address\","
 	           "\"server\":null,\"mx\":null,\"ip\":null,\"tls\":null,\"attempts\":0,\"ms\":null}\n");
 }
 
 Test(results, deferred_with_nulls_and_zero_line)
 {
 	struct result r = { S("c@d"), 0, RS_DEFERRED, 0, NULL, S("connection timed out"),
-	                    "10.0.0.1:25", 3, 0, NULL, NULL, NULL };
-	expect(&r, "{\"rcpt\":\"c@d\",\"line\":0,\"status\":\"deferred\",\"code\":null,"
+	                    "10.0.0.1:25", 3, 0, NULL, NULL, NULL, NULL };
+	expect(&r, "{\"rcpt\":\"c@d\",\"line\":0,\"status\":\"deferred\",\"category\":\"other\",\"code\":null,"
 	           "\"enhanced\":null,\"reply\":\"connection timed out\",\"server\":\"10.0.0.1:25\","
 	           "\"mx\":null,\"ip\":null,\"tls\":null,\"attempts\":3,\"ms\":0}\n");
 }
@@ -85,33 +86,53 @@ Test(results, deferred_with_nulls_and_zero_line)
 Test(results, mx_and_ip)
 {
 	struct result r = { S("a@b.test"), 9, RS_DELIVERED, 250, NULL, S("ok"), "127.0.0.2:25",
-	                    1, 3, "mx1.b.test", "127.0.0.2", NULL };
-	expect(&r, "{\"rcpt\":\"a@b.test\",\"line\":9,\"status\":\"delivered\",\"code\":250,"
+	                    1, 3, "mx1.b.test", "127.0.0.2", NULL, NULL };
+	expect(&r, "{\"rcpt\":\"a@b.test\",\"line\":9,\"status\":\"delivered\",\"category\":null,\"code\":250,"
 	           "\"enhanced\":null,\"reply\":\"ok\",\"server\":\"127.0.0.2:25\","
 	           "\"mx\":\"mx1.b.test\",\"ip\":\"127.0.0.2\",\"tls\":null,\"attempts\":1,\"ms\":3}\n");
 }
 
 Test(results, null_strings_are_empty)
 {
-	struct result r = { NULL, 0, 1, RS_FAILED, 0, NULL, NULL, 0, NULL, 0, -1, NULL, NULL, NULL };
-	expect(&r, "{\"rcpt\":\"\",\"line\":1,\"status\":\"failed\",\"code\":null,\"enhanced\":null,"
-	           "\"reply\":\"\",\"server\":null,\"mx\":null,\"ip\":null,\"tls\":null,\"attempts\":0,\"ms\":null}\n");
+	struct result r = { NULL, 0, 1, RS_FAILED, 0, NULL, NULL, 0, NULL, 0, -1, NULL, NULL, NULL, NULL };
+	expect(&r, "{\"rcpt\":\"\",\"line\":1,\"status\":\"failed\",\"category\":\"local\",\"code\":null,"
+	           "\"enhanced\":null,\"reply\":\"\",\"server\":null,\"mx\":null,\"ip\":null,\"tls\":null,\"attempts\":0,\"ms\":null}\n");
 }
 
 Test(results, escaping_quotes_backslashes_newlines)
 {
 	struct result r = { S("\"q\"@x"), 3, RS_BOUNCED, 554, "5.7.1",
-	                    S("a\"b\\c\r\nd\te\bf/g"), "h:25", 1, 5, NULL, NULL, NULL };
-	expect(&r, "{\"rcpt\":\"\\\"q\\\"@x\",\"line\":3,\"status\":\"bounced\",\"code\":554,"
+	                    S("a\"b\\c\r\nd\te\bf/g"), "h:25", 1, 5, NULL, NULL, NULL, NULL };
+	expect(&r, "{\"rcpt\":\"\\\"q\\\"@x\",\"line\":3,\"status\":\"bounced\",\"category\":\"policy\",\"code\":554,"
 	           "\"enhanced\":\"5.7.1\",\"reply\":\"a\\\"b\\\\c\\r\\nd\\te\\u0008f/g\","
 	           "\"server\":\"h:25\",\"mx\":null,\"ip\":null,\"tls\":null,\"attempts\":1,\"ms\":5}\n");
 }
 
 Test(results, nul_inside_strings_is_escaped)
 {
-	struct result r = { "a\0b", 3, 1, RS_FAILED, 0, NULL, "\0", 1, NULL, 0, -1, NULL, NULL, NULL };
-	expect(&r, "{\"rcpt\":\"a\\u0000b\",\"line\":1,\"status\":\"failed\",\"code\":null,"
-	           "\"enhanced\":null,\"reply\":\"\\u0000\",\"server\":null,\"mx\":null,\"ip\":null,\"tls\":null,\"attempts\":0,\"ms\":null}\n");
+	struct result r = { "a\0b", 3, 1, RS_FAILED, 0, NULL, "\0", 1, NULL, 0, -1, NULL, NULL, NULL, NULL };
+	expect(&r, "{\"rcpt\":\"a\\u0000b\",\"line\":1,\"status\":\"failed\",\"category\":\"local\","
+	           "\"code\":null,\"enhanced\":null,\"reply\":\"\\u0000\",\"server\":null,\"mx\":null,\"ip\":null,\"tls\":null,\"attempts\":0,\"ms\":null}\n");
+}
+
+Test(results, category_given_or_computed)
+{
+	/* NULL: computed from status, code, enhanced and reply. */
+	struct result r = { S("a@b"), 5, RS_DEFERRED, 452, "4.2.2", S("4.2.2 Mailbox full"), "s:25", 1, 4,
+	                    NULL, NULL, NULL, NULL };
+	expect(&r, "{\"rcpt\":\"a@b\",\"line\":5,\"status\":\"deferred\",\"category\":\"quota\","
+	           "\"code\":452,\"enhanced\":\"4.2.2\",\"reply\":\"4.2.2 Mailbox full\",\"server\":\"s:25\","
+	           "\"mx\":null,\"ip\":null,\"tls\":null,\"attempts\":1,\"ms\":4}\n");
+	/* Given by the caller: written as it is. */
+	r.category = "throttled";
+	fmt(&r);
+	cr_assert_not_null(strstr(buf, "\"status\":\"deferred\",\"category\":\"throttled\",\"code\":452,"),
+	                   "%s", buf);
+	/* Delivered: always null, whatever was given. */
+	r.status = RS_DELIVERED;
+	fmt(&r);
+	cr_assert_not_null(strstr(buf, "\"status\":\"delivered\",\"category\":null,\"code\":452,"),
+	                   "%s", buf);
 }
 
 /* json_string_at - the raw JSON string value of key in buf (between its quotes). */
@@ -136,7 +157,7 @@ Test(results, long_reply_is_cut_with_dots)
 {
 	static char reply[3000];
 	memset(reply, 'r', sizeof reply);
-	struct result r = { S("a@b"), 1, RS_BOUNCED, 550, NULL, reply, sizeof reply, "s:25", 1, 1, NULL, NULL, NULL };
+	struct result r = { S("a@b"), 1, RS_BOUNCED, 550, NULL, reply, sizeof reply, "s:25", 1, 1, NULL, NULL, NULL, NULL };
 	fmt(&r);
 	size_t n;
 	const char *v = json_string_at("reply", &n);
@@ -150,7 +171,7 @@ Test(results, reply_of_exactly_the_limit_is_not_cut)
 {
 	static char reply[RESULT_MAX_REPLY];
 	memset(reply, 'r', sizeof reply);
-	struct result r = { S("a@b"), 1, RS_BOUNCED, 550, NULL, reply, sizeof reply, "s:25", 1, 1, NULL, NULL, NULL };
+	struct result r = { S("a@b"), 1, RS_BOUNCED, 550, NULL, reply, sizeof reply, "s:25", 1, 1, NULL, NULL, NULL, NULL };
 	fmt(&r);
 	size_t n;
 	const char *v = json_string_at("reply", &n);
@@ -162,7 +183,7 @@ Test(results, long_rcpt_is_cut_at_512)
 {
 	static char rcpt[600];
 	memset(rcpt, 'a', sizeof rcpt);
-	struct result r = { rcpt, sizeof rcpt, 9, RS_FAILED, 0, NULL, S("address too long"), NULL, 0, -1, NULL, NULL, NULL };
+	struct result r = { rcpt, sizeof rcpt, 9, RS_FAILED, 0, NULL, S("address too long"), NULL, 0, -1, NULL, NULL, NULL, NULL };
 	fmt(&r);
 	size_t n;
 	const char *v = json_string_at("rcpt", &n);
@@ -174,8 +195,8 @@ Test(results, long_rcpt_is_cut_at_512)
 Test(results, multibyte_utf8_is_preserved)
 {
 	struct result r = { S("j\xc3\xb6rg@b\xc3\xbc\x63her.example"), 4, RS_DELIVERED, 250, "2.0.0",
-	                    S("ok \xe2\x9c\x93 \xf0\x9f\x93\xa8"), "m:25", 1, 7, NULL, NULL, NULL };
-	expect(&r, "{\"rcpt\":\"j\xc3\xb6rg@b\xc3\xbc\x63her.example\",\"line\":4,\"status\":\"delivered\","
+	                    S("ok \xe2\x9c\x93 \xf0\x9f\x93\xa8"), "m:25", 1, 7, NULL, NULL, NULL, NULL };
+	expect(&r, "{\"rcpt\":\"j\xc3\xb6rg@b\xc3\xbc\x63her.example\",\"line\":4,\"status\":\"delivered\",\"category\":null,"
 	           "\"code\":250,\"enhanced\":\"2.0.0\",\"reply\":\"ok \xe2\x9c\x93 \xf0\x9f\x93\xa8\","
 	           "\"server\":\"m:25\",\"mx\":null,\"ip\":null,\"tls\":null,\"attempts\":1,\"ms\":7}\n");
 }
@@ -184,7 +205,7 @@ Test(results, overlong_surrogate_and_truncated_sequences_are_escaped)
 {
 	/* C0 80 (overlong NUL), ED A0 80 (surrogate), F4 90 80 80 (> U+10FFFF), E2 9C (cut short). */
 	struct result r = { S("\xc0\x80|\xed\xa0\x80|\xf4\x90\x80\x80|\xe2\x9c"), 1, RS_FAILED, 0, NULL,
-	                    S(""), NULL, 0, -1, NULL, NULL, NULL };
+	                    S(""), NULL, 0, -1, NULL, NULL, NULL, NULL };
 	fmt(&r);
 	size_t n;
 	const char *v = json_string_at("rcpt", &n);
@@ -200,7 +221,7 @@ Test(results, cut_never_splits_a_utf8_sequence)
 	static char reply[RESULT_MAX_REPLY + 10];
 	memset(reply, 'x', sizeof reply);
 	memcpy(reply + RESULT_MAX_REPLY - 2, "\xf0\x9f\x93\xa8", 4);
-	struct result r = { S("a@b"), 1, RS_BOUNCED, 550, NULL, reply, sizeof reply, "s:25", 1, 1, NULL, NULL, NULL };
+	struct result r = { S("a@b"), 1, RS_BOUNCED, 550, NULL, reply, sizeof reply, "s:25", 1, 1, NULL, NULL, NULL, NULL };
 	fmt(&r);
 	size_t n;
 	const char *v = json_string_at("reply", &n);
@@ -214,7 +235,7 @@ Test(results, sequence_ending_exactly_at_the_limit_is_kept)
 	static char reply[RESULT_MAX_REPLY + 10];
 	memset(reply, 'x', sizeof reply);
 	memcpy(reply + RESULT_MAX_REPLY - 2, "\xc3\xa9", 2);
-	struct result r = { S("a@b"), 1, RS_BOUNCED, 550, NULL, reply, sizeof reply, "s:25", 1, 1, NULL, NULL, NULL };
+	struct result r = { S("a@b"), 1, RS_BOUNCED, 550, NULL, reply, sizeof reply, "s:25", 1, 1, NULL, NULL, NULL, NULL };
 	fmt(&r);
 	size_t n;
 	const char *v = json_string_at("reply", &n);
@@ -231,7 +252,7 @@ Test(results, worst_case_inputs_stay_within_the_line_limit)
 	memset(server, 0x02, sizeof server - 1);
 	memset(enhanced, 0x03, sizeof enhanced - 1);
 	struct result r = { rcpt, sizeof rcpt, UINT64_MAX, RS_DEFERRED, -2147483647 - 1, enhanced,
-	                    reply, sizeof reply, server, 4294967295u, INT64_MAX, NULL, NULL, NULL };
+	                    reply, sizeof reply, server, 4294967295u, INT64_MAX, NULL, NULL, NULL, NULL };
 	size_t n = fmt(&r);
 	cr_assert_leq(n, RESULT_MAX_LINE);
 	cr_assert_eq(buf[n - 1], '\n');
@@ -257,7 +278,7 @@ Test(results, worst_case_at_every_alignment)
 		struct result r = { rcpt, sizeof rcpt, UINT64_MAX, RS_DELIVERED, -2147483647 - 1,
 		                    "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
 		                    "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01",
-		                    reply, sizeof reply, server, 4294967295u, INT64_MAX, NULL, NULL, NULL };
+		                    reply, sizeof reply, server, 4294967295u, INT64_MAX, NULL, NULL, NULL, NULL };
 		size_t n = fmt(&r);
 		cr_assert_leq(n, RESULT_MAX_LINE, "shift %zu: %zu octets", shift, n);
 		cr_assert_eq(memcmp(buf + n - 2, "}\n", 2), 0);
@@ -266,7 +287,7 @@ Test(results, worst_case_at_every_alignment)
 
 Test(results, cap_too_small_returns_zero)
 {
-	struct result r = { S("a@b"), 1, RS_DELIVERED, 250, NULL, S("ok"), NULL, 1, 1, NULL, NULL, NULL };
+	struct result r = { S("a@b"), 1, RS_DELIVERED, 250, NULL, S("ok"), NULL, 1, 1, NULL, NULL, NULL, NULL };
 	memset(buf, 'Z', sizeof buf);
 	cr_assert_eq(result_format(buf, RESULT_MAX_LINE - 1, &r), 0);
 	cr_assert_eq(result_format(buf, 0, &r), 0);
@@ -423,7 +444,7 @@ static void fuzz_one(void)
 	uint64_t pick = rnd();
 	struct result r = { rcpt, rl, rnd(), (enum result_status)(pick % 4), (int)(rnd() % 700) - 50,
 	                    (pick & 16) ? NULL : enh, reply, pl, (pick & 32) ? NULL : server,
-	                    (unsigned)rnd(), (pick & 64) ? -1 : (int64_t)(rnd() >> 1), NULL, NULL, NULL };
+	                    (unsigned)rnd(), (pick & 64) ? -1 : (int64_t)(rnd() >> 1), NULL, NULL, NULL, NULL };
 	size_t n = fmt(&r);
 	cr_assert_eq(buf[0], '{');
 	cr_assert_eq(buf[n - 2], '}');
@@ -439,6 +460,11 @@ static void fuzz_one(void)
 	check_number_field(&p, "line");
 	cr_assert_eq(strncmp(p, ",\"status\":\"", 11), 0);
 	p += 11 + strlen(result_status_name(r.status)) + 1;
+	const char *cat = category_of(r.status, r.code, r.enhanced, reply, pl);
+	char want[64];
+	snprintf(want, sizeof want, cat ? ",\"category\":\"%s\"" : ",\"category\":null", cat);
+	cr_assert_eq(strncmp(p, want, strlen(want)), 0, "expected %s at %.60s", want, p);
+	p += strlen(want);
 	check_number_field(&p, "code");
 	cr_assert_eq(*p++, ',');
 	check_string_field(&p, "enhanced", r.enhanced, strlen(enh), 32);

@@ -187,6 +187,36 @@ Test(smtp, lockstep_one_command_at_a_time)
 	cr_assert_eq(fk.results[1], 1);
 }
 
+Test(smtp, a_reply_before_its_command_was_sent_is_a_protocol_error)
+{
+	/* A 250 behind the 354, before the message went out, must not count as delivery. */
+	setup_with(body, 100, 1000, false);
+	add_rcpt("a@example.org");
+	greet("250-mx.test\r\n250 SIZE 1000000\r\n");
+	cr_assert_str_eq(out(), "MAIL FROM:<news@example.com> SIZE=27\r\n");
+	in("250 ok\r\n");
+	cr_assert_str_eq(out(), "RCPT TO:<a@example.org>\r\n");
+	in("250 ok\r\n");
+	cr_assert_str_eq(out(), "DATA\r\n");
+	in("354 go\r\n250 2.0.0 queued early\r\n");
+	cr_assert_eq(sm.state, SS_FAILED);
+	cr_assert_eq(fk.results[0], 1);
+	cr_assert_eq(fk.st[0], RS_DEFERRED);
+	cr_assert(strstr(fk.text[0], "not sent yet"), "%s", fk.text[0]);
+}
+
+Test(smtp, a_421_counts_even_before_its_command_was_sent)
+{
+	setup_with(body, 100, 1000, false);
+	add_rcpt("a@example.org");
+	greet("250-mx.test\r\n250 SIZE 1000000\r\n");
+	cr_assert_str_eq(out(), "MAIL FROM:<news@example.com> SIZE=27\r\n");
+	in("250 ok\r\n421 4.7.0 closing\r\n");
+	cr_assert_eq(sm.state, SS_FAILED);
+	cr_assert_eq(sm.fail_code, 421);
+	cr_assert_eq(fk.st[0], RS_DEFERRED);
+}
+
 Test(smtp, lockstep_all_rcpts_rejected_resets)
 {
 	setup_with(body, 1, 1000, true);
