@@ -5,7 +5,8 @@
 # runs apt-get update and apt-get install only when something is missing, and
 # preseeds Postfix ("No configuration") so that it installs without a prompt
 # and starts no daemon on port 25 (we only need its smtp-sink test server).
-# Run as root (or with sudo available).
+# clang and libclang-rt-14-dev (libFuzzer, ASan/UBSan runtimes for clang) are for
+# scripts/fuzz.sh. Run as root (or with sudo available).
 set -euo pipefail
 
 PACKAGES=(
@@ -14,6 +15,7 @@ PACKAGES=(
   postfix python3 python3-aiosmtpd
   openssl time procps
   unbound
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test.sh - the whole test suite, twice: a normal build ("build", --werror) and
-# an ASan/UBSan build ("build-asan", -Dsanitize=true).
+# an ASan/UBSan build ("build-asan", -Dsanitize=true); then a bounded libFuzzer
+# run of each fuzz target (scripts/fuzz.sh, clang, "build-fuzz"), one test each.
 #
 # Installs missing packages first (deps.sh). Prints, as its very last line,
-# "N passed, N failed" summed over both runs (from meson's testlog.json; a
+# "N passed, N failed" summed over all three stages (from meson's testlog.json; a
 # build that fails counts as one failed test) and exits non-zero if anything
 # failed. Works from any directory.
 set -uo pipefail
@@ -58,6 +59,26 @@ run_suite() {
   count_log "$dir"
 }
 
+# run_fuzz - build the libFuzzer targets (clang, build-fuzz) and fuzz each one
+# briefly (scripts/fuzz.sh); each target counts as one test, and a fuzz.sh that
+# fails before running any target counts as one failed test.
+run_fuzz() {
+  local out rc pass fail
+  echo "=== build-fuzz: fuzz"
+  out=$(mktemp /tmp/volley-test-fuzz.XXXXXX)
+  bash scripts/fuzz.sh 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  pass=$(grep -c '^fuzz: PASS ' "$out")
+  fail=$(grep -c '^fuzz: FAIL ' "$out")
+  rm -f "$out"
+  if [[ $rc -ne 0 && $fail -eq 0 ]]; then
+    echo "test.sh: fuzz.sh failed (exit $rc) before a target failed" >&2
+    fail=1
+  fi
+  PASSED=$((PASSED + pass))
+  FAILED=$((FAILED + fail))
+}
+
 if ! bash scripts/deps.sh; then
   echo "test.sh: deps.sh failed" >&2
   FAILED=$((FAILED + 1))
@@ -65,6 +86,7 @@ fi
 
 run_suite build 1
 run_suite build-asan 2 -Dsanitize=true
+run_fuzz
 
 echo "$PASSED passed, $FAILED failed"
 [[ $FAILED -eq 0 ]]
