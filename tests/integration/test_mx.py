@@ -34,7 +34,7 @@ import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import (SANITIZE, Failure, Skip, check, check_eq, ipv6_loopback_ok,  # noqa: E402
+from lib import (SANITIZE, Failure, read_results_mx, Skip, check, check_eq, ipv6_loopback_ok,  # noqa: E402
                  run_cases, tmpdir)
 from dnslib import (BIG_MX, EDNS_PAYLOAD, check_mx_run, check_query_counts,  # noqa: E402
                     mx_unbound, pool_domain, pool_expect, query_tcp, query_udp, records,
@@ -191,6 +191,31 @@ def test_dns_server_rotation():
         check_eq(sum(run.ub.queries().values()), 0, f"{label}: unbound was never asked")
 
 
+def test_dns_failure_retried():
+    """A DNS timeout is a temporary failure: with retries on, the recipients of the
+    silent name are attempted again (the failure is cached 5 s, so later attempts
+    fail at once) and end deferred 4.4.3 with attempts counted; the others are
+    delivered in one attempt."""
+    label = "DNS timeout, retried"
+    with tmpdir() as d:
+        doms = ["timeout.test", "multi.test"]
+        run = run_mx(d, write_mx_job(d, doms, 3, MESSAGE), GOOD_IPS, timeout=TIMEOUT,
+                     args=["--retry-initial", "200ms", "--max-retry-time", "1500ms"])
+        check_eq(run.rc, 0, f"{label}: exit status")
+        res = read_results_mx(run.res)
+        silent = [r for r in res if r["rcpt"].endswith("@timeout.test")]
+        rest = [r for r in res if not r["rcpt"].endswith("@timeout.test")]
+        check(len(silent) == 3 and all(r["status"] == "deferred" and r["enhanced"] == "4.4.3"
+                                       and r["category"] == "dns" for r in silent),
+              f"{label}: the silent name's recipients end deferred 4.4.3 (dns)", f"{silent[:1]}")
+        check(all(r["attempts"] >= 3 for r in silent),
+              f"{label}: they were attempted again (backoff 200 ms, for 1.5 s)",
+              f"{[r['attempts'] for r in silent]}")
+        check(len(rest) == 3 and all(r["status"] == "delivered" and r["attempts"] == 1
+                                     for r in rest), f"{label}: the others delivered at once",
+              f"{rest[:1]}")
+
+
 def test_ipv6():
     if not ipv6_loopback_ok():
         raise Skip("IPv6 loopback ([::1]) is not available here")
@@ -273,7 +298,7 @@ def test_cname_only_answer():
 if __name__ == "__main__":
     try:
         run_cases("test_mx", [test_dns_fixture, test_special_domains, test_dns_timeout,
-                              test_dns_server_rotation, test_ipv6, test_ip_version_4,
+                              test_dns_failure_retried, test_dns_server_rotation, test_ipv6, test_ip_version_4,
                               test_max_connections_per_destination,
                               test_cname_only_answer])
     except Failure as e:
