@@ -283,13 +283,18 @@ def run_volley(args, timeout=120, cwd=None):
                       f"stderr: {err.decode(errors='replace')[-2000:]}")
     out = out.decode("utf-8", errors="replace")
     err = err.decode("utf-8", errors="replace")
-    if p.returncode < 0:
-        raise Failure(f"volley killed by signal {-p.returncode}: {' '.join(cmd)}\n"
+    check_exit(cmd, p.returncode, err)
+    return p.returncode, out, err
+
+
+def check_exit(cmd, returncode, err):
+    """check_exit - fail when volley died of a signal or a sanitizer reported."""
+    if returncode < 0:
+        raise Failure(f"volley killed by signal {-returncode}: {' '.join(cmd)}\n"
                       f"stderr: {err[-3000:]}")
     for mark in SANITIZER_MARKS:
         if mark in err:
             raise Failure(f"sanitizer report from {' '.join(cmd)}:\n{err[-6000:]}")
-    return p.returncode, out, err
 
 
 def parse_summary(stdout):
@@ -612,6 +617,15 @@ class ServerProcess:
                     out.append(e)
         return out
 
+    def deliveries(self):
+        """deliveries - address -> times it was in an accepted (250) DATA transaction."""
+        n = {}
+        for e in self.events("data"):
+            if e["code"] == 250:
+                for a in e["rcpt_tos"]:
+                    n[a] = n.get(a, 0) + 1
+        return n
+
     def transactions(self):
         """transactions - the "data" events, each with its content decoded to bytes."""
         out = self.events("data")
@@ -770,10 +784,5 @@ def run_volley_measured(args, timeout=120, cwd=None):
     p.stderr.close()
     out = got.get("out", b"").decode("utf-8", errors="replace")
     err = got.get("err", b"").decode("utf-8", errors="replace")
-    if p.returncode < 0:
-        raise Failure(f"volley killed by signal {-p.returncode}: {' '.join(cmd)}\n"
-                      f"stderr: {err[-3000:]}")
-    for mark in SANITIZER_MARKS:
-        if mark in err:
-            raise Failure(f"sanitizer report from {' '.join(cmd)}:\n{err[-6000:]}")
+    check_exit(cmd, p.returncode, err)
     return p.returncode, out, err, ru.ru_maxrss, took

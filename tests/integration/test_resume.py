@@ -42,16 +42,6 @@ def parse_lines(path):
     return good, cut
 
 
-def deliveries(srv):
-    """deliveries - address -> times it was in an accepted DATA transaction."""
-    n = {}
-    for e in srv.events("data"):
-        if e["code"] == 250:
-            for a in e["rcpt_tos"]:
-                n[a] = n.get(a, 0) + 1
-    return n
-
-
 def kill_when(srv_events, want, proc, limit=60):
     """kill_when - SIGKILL proc's group once the server recorded want DATA events."""
     t0 = time.monotonic()
@@ -103,7 +93,7 @@ def kill_and_resume(at, n=1500):
         check_eq(sorted(per_line), sorted(lines), f"kill at {at}: every job line has a final result")
         check_eq({k for k, v in per_line.items() if v != 1}, set(),
                  f"kill at {at}: exactly one final result per recipient")
-        got = deliveries(srv)
+        got = srv.deliveries()
         check_eq(sorted(a for a in addrs if a not in got), [],
                  f"kill at {at}: the server received every recipient")
         again = sorted(a for a in done1 if got.get(a, 0) != 1)

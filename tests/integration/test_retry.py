@@ -33,16 +33,6 @@ def send(srv, d, job, extra):
     return {r["rcpt"]: r for r in results}, took
 
 
-def delivered_to(srv):
-    """delivered_to - how many times each address was in an accepted DATA transaction."""
-    n = {}
-    for e in srv.events("data"):
-        if e["code"] == 250:
-            for a in e["rcpt_tos"]:
-                n[a] = n.get(a, 0) + 1
-    return n
-
-
 def case_retried_until_accepted():
     with tmpdir() as d:
         addrs = [f"user{i}@example.net" for i in range(30)]
@@ -58,7 +48,7 @@ def case_retried_until_accepted():
         check_eq(by["user9@example.net"]["attempts"], 1, "550: not retried")
         others = {r["attempts"] for a, r in by.items() if a not in first}
         check_eq(others, {1}, "the rest: one attempt each")
-        got = delivered_to(srv)
+        got = srv.deliveries()
         check_eq(sorted(got.items()), sorted((a, 1) for a in addrs if a != "user9@example.net"),
                  "server side: every accepted recipient received exactly once")
         rcpts = [e for e in srv.events("rcpt") if e["address"] == "user3@example.net"]
@@ -107,7 +97,7 @@ def case_backoff_after_421():
         gap = mails[1]["t"] - mails[0]["t"]
         check(gap >= 0.29, "no MAIL to the destination within its pause (400 ms -25%)",
               f"next MAIL after {gap:.3f} s")
-        check_eq(sorted(delivered_to(srv).values()), [1] * 40, "each delivered exactly once")
+        check_eq(sorted(srv.deliveries().values()), [1] * 40, "each delivered exactly once")
 
 
 if __name__ == "__main__":
