@@ -198,7 +198,7 @@ static unsigned cb_next_txn(void *ctx, struct rcpt *out, unsigned max, size_t bu
 		return 0;
 	if (d->q.n == 0 && work_left(w))
 		route_feed(w, FEED_BATCH);
-	if (d->q.n == 0 || budget_over(d->own, d->prov))
+	if (dest_waiting(d) == 0 || budget_over(d->own, d->prov))
 		return 0; /* nothing to do, or slowed down below the sessions open: finish */
 	int64_t wake;
 	if (!budget_message(d->own, d->prov, w->now, &wake)) {
@@ -206,7 +206,7 @@ static unsigned cb_next_txn(void *ctx, struct rcpt *out, unsigned max, size_t bu
 		return 0;
 	}
 	/* Take a recipient only while the longest possible RCPT still fits. */
-	while (n < max && used + 12u + ADDR_MAX_MAILBOX <= budget && rq_pop(&w->pool, &d->q, &out[n])) {
+	while (n < max && used + 12u + ADDR_MAX_MAILBOX <= budget && dest_pop(&w->pool, d, &out[n])) {
 		used += smtp_rcpt_cost(&out[n]);
 		n++;
 	}
@@ -487,7 +487,7 @@ static void pump_ex(struct session *s, bool progress)
 		}
 	}
 	if (m->state == SS_READY && m->idle) {
-		if (!stopping() && (s->dest->q.n > 0 || work_left(s->w)))
+		if (!stopping() && (dest_waiting(s->dest) > 0 || work_left(s->w)))
 			smtp_kick(m);
 		if (m->idle && !(s->hold_until > s->w->now && !stopping()))
 			smtp_finish(m);
@@ -530,7 +530,7 @@ static void session_release(struct session *s)
 		dnscache_wake_others(w->id);
 	s->dest = NULL;
 	w->idle[w->nidle++] = s->idx;
-	if (d->q.n > 0)
+	if (dest_waiting(d) > 0)
 		route_want(w, d);
 }
 

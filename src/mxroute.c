@@ -118,6 +118,7 @@ void route_teardown(struct worker *w, const struct route_fail *why)
 		for (struct dest *d = w->dst[b], *n; d; d = n) {
 			n = d->hnext;
 			flush_queue(w, &d->q, why, NULL);
+			flush_queue(w, &d->rq, why, NULL);
 			tls_session_free(d->tls_session);
 			free(d->host);
 			free(d->key);
@@ -126,6 +127,7 @@ void route_teardown(struct worker *w, const struct route_fail *why)
 	}
 	if (w->relay) {
 		flush_queue(w, &w->relay->q, why, NULL);
+		flush_queue(w, &w->relay->rq, why, NULL);
 		tls_session_free(w->relay->tls_session);
 		free(w->relay->host);
 		free(w->relay->key);
@@ -168,7 +170,7 @@ static void enqueue(struct worker *w, struct dest *d, const struct rcpt *r)
 		emit_fail(w, r, &d->fail, d);
 		return;
 	}
-	if (!rq_push(&w->pool, &d->q, r)) { /* callers keep room; this is a guard */
+	if (!rq_push(&w->pool, r->retry ? &d->rq : &d->q, r)) { /* callers keep room: a guard */
 		struct route_fail f;
 		route_set_fail(&f, RS_DEFERRED, 0, "4.3.0", "internal queue full");
 		emit_fail(w, r, &f, d);
@@ -183,6 +185,7 @@ void route_dest_failed(struct worker *w, struct dest *d)
 	d->down = true;
 	d->down_until = w->now + w->cfg->retry_initial / 2; /* before the first retry is due */
 	flush_queue(w, &d->q, &d->fail, d);
+	flush_queue(w, &d->rq, &d->fail, d);
 }
 
 /* domain_find - this thread's entry for a domain name, or NULL. */
@@ -300,7 +303,7 @@ void route_feed(struct worker *w, unsigned max)
 static unsigned wanted_sessions(const struct worker *w, const struct dest *d)
 {
 	unsigned per = w->cfg->smtp.max_rcpts;
-	unsigned want = (d->q.n + per - 1) / per;
+	unsigned want = (dest_waiting(d) + per - 1) / per;
 	if (w->cfg->smtp.auth_user && !d->auth_ok)
 		want = want > 0 ? 1 : 0; /* one session proves the credentials before the others try */
 	return want;
@@ -318,10 +321,10 @@ void route_schedule(struct worker *w)
 		/* The budgets (budget.c) hold the limits over all threads: connections
 		 * (compare-and-swap, so two threads cannot both take the last slot), the
 		 * connection rate, and the pause after a 421. */
-		while (w->nidle > 0 && d->q.n > 0 && !d->down && d->retry_at <= w->now &&
+		while (w->nidle > 0 && dest_waiting(d) > 0 && !d->down && d->retry_at <= w->now &&
 		       d->nconn < wanted_sessions(w, d) && budget_reserve(d->own, d->prov, w->now))
 			session_bind(&w->sess[w->idle[--w->nidle]], d);
-		if (d->q.n == 0 || d->down) {
+		if (dest_waiting(d) == 0 || d->down) {
 			d->wanting = false;
 			*pp = d->wnext;
 		} else {

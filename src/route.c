@@ -83,6 +83,14 @@ void rq_move(struct rpool *p, struct rqueue *to, struct rqueue *from)
 	from->n = 0;
 }
 
+/* dest_pop - alternate retried and fresh recipients. */
+bool dest_pop(struct rpool *p, struct dest *d, struct rcpt *out)
+{
+	bool retry = d->rq.n > 0 && (d->retry_turn || d->q.n == 0);
+	d->retry_turn = !retry;
+	return rq_pop(p, retry ? &d->rq : &d->q, out);
+}
+
 /* mx_cmp - order by preference, then name. */
 static int mx_cmp(const void *a, const void *b)
 {

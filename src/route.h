@@ -82,7 +82,9 @@ struct dest {
 	int64_t down_until;          /* ms: while down for a temporary reason, revived after this */
 	unsigned n421;               /* 421 replies in a row (the pause doubles with each) */
 	void *tls_session;           /* TLS session to resume (this thread, this destination) */
-	struct rqueue q;             /* recipients waiting for a session */
+	struct rqueue q;             /* fresh recipients waiting for a session */
+	struct rqueue rq;            /* retried recipients waiting for a session */
+	bool retry_turn;             /* dest_pop: the next recipient comes from rq */
 };
 
 /* A recipient domain seen by this thread. */
@@ -108,6 +110,16 @@ bool rq_push(struct rpool *p, struct rqueue *q, const struct rcpt *r);
 bool rq_pop(struct rpool *p, struct rqueue *q, struct rcpt *out);
 /* rq_move - append all of from to to. */
 void rq_move(struct rpool *p, struct rqueue *to, struct rqueue *from);
+/* dest_waiting - recipients queued on d, fresh and retried. */
+static inline uint32_t dest_waiting(const struct dest *d)
+{
+	return d->q.n + d->rq.n;
+}
+
+/* dest_pop - the next recipient of d, alternating between retried and fresh ones while
+ * both wait, so that neither starves the other. False when both are empty. */
+bool dest_pop(struct rpool *p, struct dest *d, struct rcpt *out);
+
 /* rpool_room - free nodes. */
 uint32_t rpool_room(const struct rpool *p);
 
