@@ -95,11 +95,19 @@ static bool take_slot(struct budget *b)
 	}
 }
 
-/* open_ok - not paused, and the connection rate allows one now. */
-static bool open_ok(struct budget *b, int64_t now_ms)
+/* open_ready - not paused, and the connection rate would allow one now (takes nothing). */
+static bool open_ready(const struct budget *b, int64_t now_ms)
 {
 	if (atomic_load_explicit(&b->pause_until, memory_order_relaxed) > now_ms)
 		return false;
+	double r = b->lim.connect_rate;
+	return r <= 0 || rate_ready(&b->connects, r, 1 + r * BUDGET_BURST_S, now_ms * 1000, NULL);
+}
+
+/* open_take - take a connection-rate token (after open_ready said yes; another thread
+ * may have taken it since: then false). */
+static bool open_take(struct budget *b, int64_t now_ms)
+{
 	double r = b->lim.connect_rate;
 	return r <= 0 || rate_take(&b->connects, r, 1 + r * BUDGET_BURST_S, now_ms * 1000, NULL);
 }
@@ -113,7 +121,10 @@ bool budget_reserve(struct budget *b, struct budget *p, int64_t now_ms)
 		atomic_fetch_sub_explicit(&b->conns, 1, memory_order_relaxed);
 		return false;
 	}
-	if (open_ok(b, now_ms) && (!p || open_ok(p, now_ms)))
+	/* Look at both before taking from either, so that a refusal by one does not
+	 * waste the other's token. */
+	if (open_ready(b, now_ms) && (!p || open_ready(p, now_ms)) && open_take(b, now_ms) &&
+	    (!p || open_take(p, now_ms)))
 		return true;
 	budget_release(b, p);
 	return false;
@@ -146,12 +157,12 @@ bool budget_over(const struct budget *b, const struct budget *p)
 	return over(b) || (p && over(p));
 }
 
-/* msg_ok - one budget's message rate. */
-static bool msg_ok(struct budget *b, int64_t now_ms, int64_t *wake_ms)
+/* msg_ready - one budget's message rate would allow one now; if not, push *wake_ms. */
+static bool msg_ready(const struct budget *b, int64_t now_ms, int64_t *wake_ms)
 {
 	double r = atomic_load_explicit(&b->rate, memory_order_relaxed);
 	int64_t at_us;
-	if (r <= 0 || rate_take(&b->msgs, r, 1 + r * BUDGET_BURST_S, now_ms * 1000, &at_us))
+	if (r <= 0 || rate_ready(&b->msgs, r, 1 + r * BUDGET_BURST_S, now_ms * 1000, &at_us))
 		return true;
 	int64_t at = (at_us + 999) / 1000;
 	if (at > *wake_ms)
@@ -159,12 +170,25 @@ static bool msg_ok(struct budget *b, int64_t now_ms, int64_t *wake_ms)
 	return false;
 }
 
-/* budget_message - both rates allow a transaction (a token taken from one is not given
- * back when the other refuses: the rate errs on the slow side). */
+/* msg_take - take a message token; false if another thread took it first. */
+static bool msg_take(struct budget *b, int64_t now_ms, int64_t *wake_ms)
+{
+	double r = atomic_load_explicit(&b->rate, memory_order_relaxed);
+	if (r <= 0 || rate_take(&b->msgs, r, 1 + r * BUDGET_BURST_S, now_ms * 1000, NULL))
+		return true;
+	if (*wake_ms <= now_ms)
+		*wake_ms = now_ms + 1;
+	return false;
+}
+
+/* budget_message - both rates allow a transaction: look at both, then take from both
+ * (when another thread wins the race for the second, the first token is spent: the rate
+ * errs on the slow side). */
 bool budget_message(struct budget *b, struct budget *p, int64_t now_ms, int64_t *wake_ms)
 {
 	*wake_ms = now_ms;
-	if (!msg_ok(b, now_ms, wake_ms) || (p && !msg_ok(p, now_ms, wake_ms)))
+	if (!msg_ready(b, now_ms, wake_ms) || (p && !msg_ready(p, now_ms, wake_ms)) ||
+	    !msg_take(b, now_ms, wake_ms) || (p && !msg_take(p, now_ms, wake_ms)))
 		return false;
 	atomic_fetch_add_explicit(&b->txns, 1, memory_order_relaxed);
 	if (p)

@@ -202,7 +202,12 @@ static unsigned cb_next_txn(void *ctx, struct rcpt *out, unsigned max, size_t bu
 		return 0; /* nothing to do, or slowed down below the sessions open: finish */
 	int64_t wake;
 	if (!budget_message(d->own, d->prov, w->now, &wake)) {
-		s->hold_until = wake > w->now ? wake : w->now + 1; /* the rate says wait: stay idle */
+		/* The rate says wait: stay connected and idle, unless the wait is long (then
+		 * QUIT rather than sit on the server's connection). */
+		if (wake - w->now < w->cfg->to.command / 2)
+			s->hold_until = wake > w->now ? wake : w->now + 1;
+		else if (d->retry_at < wake)
+			d->retry_at = wake; /* and no new session before then either */
 		return 0;
 	}
 	/* Take a recipient only while the longest possible RCPT still fits. */
@@ -541,8 +546,8 @@ static bool failover(struct session *s)
 {
 	struct dest *d = s->dest;
 	const struct smtp *m = &s->smtp;
-	if (!d || s->taken > 0 || m->state != SS_FAILED)
-		return false;
+	if (!d || s->taken > 0 || m->state != SS_FAILED || stopping())
+		return false; /* stopping: the queue is "not attempted" (interrupted_rest) */
 	route_set_fail(&d->fail, m->fail_status, m->fail_code, m->fail_enh, "%s", m->err);
 	d->fail.ai = (int)s->ai;
 	d->fail.t0 = s->conn_start;
@@ -913,11 +918,13 @@ static void interrupted_rest(struct worker *w)
 		.reason = "not attempted: the run was interrupted" };
 	struct rcpt r;
 	uint32_t id;
-	route_teardown(w, &f);
-	while ((id = retry_due(&w->rt, INT64_MAX)) != 0) { /* waiting for a retry: the last outcome */
+	/* Waiting for a retry: the last outcome, which names its destination; so before
+	 * route_teardown frees the destinations. */
+	while ((id = retry_due(&w->rt, INT64_MAX)) != 0) {
 		r = retry_get(&w->rt, id)->r;
 		emit_fail(w, &r, &f, NULL);
 	}
+	route_teardown(w, &f);
 	while (take(w, &r))
 		emit_fail(w, &r, &f, NULL);
 }

@@ -95,6 +95,18 @@ static int open_results(const char *path, bool force)
 	return fd;
 }
 
+/* count_lines - recipients estimate for the progress line (newlines in the body). */
+static uint64_t count_lines(const struct job *j)
+{
+	uint64_t n = 0;
+	const char *p = j->map + j->body_off, *end = j->map + j->size;
+	while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		n++;
+		p++;
+	}
+	return n;
+}
+
 /* Everything one `volley send` run holds. */
 struct run {
 	struct send_opts o;
@@ -126,6 +138,7 @@ static int open_resume(struct run *r)
 			close(rfd);
 		return -1;
 	}
+	r->res.max_line = r->job.body_line + count_lines(&r->job);
 	const char *map = st.st_size > 0 ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
 	                                        rfd, 0) : NULL;
 	close(rfd);
@@ -182,26 +195,16 @@ static int check_resume(struct run *r)
 		}
 		r->skipped++;
 	}
-	if (r->skipped != r->res.final - r->res.twice) {
+	if (r->res.beyond || r->skipped != r->res.final - r->res.twice) {
 		fprintf(stderr, "volley send: --resume: %s has final results for %llu job lines that "
 		        "are not recipients of %s: the results of another job?\n", r->results,
-		        (unsigned long long)(r->res.final - r->res.twice - r->skipped), r->job.path);
+		        (unsigned long long)(r->res.final - r->res.twice - r->skipped + r->res.beyond),
+		        r->job.path);
 		return -1;
 	}
 	return 0;
 }
 
-/* count_lines - recipients estimate for the progress line (newlines in the body). */
-static uint64_t count_lines(const struct job *j)
-{
-	uint64_t n = 0;
-	const char *p = j->map + j->body_off, *end = j->map + j->size;
-	while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
-		n++;
-		p++;
-	}
-	return n;
-}
 
 
 /* setup_relay - resolve --relay once, before the engine starts. */

@@ -153,19 +153,30 @@ void route_want(struct worker *w, struct dest *d)
 	w->want = d;
 }
 
-/* revive - a destination down for a temporary reason gets another chance. */
-static void revive(struct dest *d)
+static void dest_lookups(struct worker *w, struct dest *d);
+
+/* revive - a destination down for a temporary reason gets another chance; one
+ * whose hosts had no address looks them up again. */
+static void revive(struct worker *w, struct dest *d)
 {
 	d->down = false;
 	d->cursor = 0;
 	d->retry_at = 0;
+	if (d->naddr > 0 || w->relay == d)
+		return;
+	d->ready = false;
+	for (unsigned i = 0; i < d->nhost; i++) {
+		d->host[i].n4 = d->host[i].n6 = 0;
+		d->host[i].nx = false;
+	}
+	dest_lookups(w, d);
 }
 
 /* enqueue - queue r on destination d (or give it d's failure). */
 static void enqueue(struct worker *w, struct dest *d, const struct rcpt *r)
 {
 	if (d->down && d->fail.status == RS_DEFERRED && w->now >= d->down_until)
-		revive(d);
+		revive(w, d);
 	if (d->down) {
 		emit_fail(w, r, &d->fail, d);
 		return;
@@ -321,7 +332,7 @@ void route_schedule(struct worker *w)
 		/* The budgets (budget.c) hold the limits over all threads: connections
 		 * (compare-and-swap, so two threads cannot both take the last slot), the
 		 * connection rate, and the pause after a 421. */
-		while (w->nidle > 0 && dest_waiting(d) > 0 && !d->down && d->retry_at <= w->now &&
+		while (w->nidle > 0 && dest_waiting(d) > 0 && !d->down && d->naddr > 0 && d->retry_at <= w->now &&
 		       d->nconn < wanted_sessions(w, d) && budget_reserve(d->own, d->prov, w->now))
 			session_bind(&w->sess[w->idle[--w->nidle]], d);
 		if (dest_waiting(d) == 0 || d->down) {

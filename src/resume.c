@@ -81,14 +81,21 @@ static int one(struct resume *r, const char *p, const char *end)
 		return 0;
 	char *e;
 	unsigned long long line = strtoull(v, &e, 10);
-	if (e == v || line == 0 || line >= RESUME_MAX_LINE || !(v = field(e, end, "\"status\":\"")))
+	/* our own lines: "rcpt", "line" and "status" come first, in this order */
+	if (e == v || line == 0 || line >= RESUME_MAX_LINE || end - e < 11 ||
+	    memcmp(e, ",\"status\":\"", 11) != 0)
 		return 0;
+	v = e + 11;
 	bool final = !strncmp(v, "delivered\"", 10) || !strncmp(v, "bounced\"", 8) ||
 	             !strncmp(v, "failed\"", 7);
 	if (!final) {
 		if (strncmp(v, "deferred\"", 9) != 0)
 			return 0;
 		r->nonfinal++;
+		return 1;
+	}
+	if (r->max_line && line > r->max_line) {
+		r->beyond++;
 		return 1;
 	}
 	if (grow(r, line) < 0)

@@ -18,10 +18,13 @@ struct resume {
 	uint64_t twice;              /* job lines with more than one final result */
 	uint64_t bad;                /* lines that are not results (reported, skipped) */
 	uint64_t first_bad;          /* file line of the first of those, 0 if none */
+	uint64_t beyond;             /* final results naming a line past max_line */
+	uint64_t max_line;           /* the job's last line (set before resume_scan) */
 	bool torn;                   /* the file does not end with a newline: the last line is cut */
 };
 
-/* resume_scan - read every complete line of a results file. Returns 0, or -1
+/* resume_scan - read every complete line of a results file (r->max_line set: the
+ * job's last line; lines naming a later one are counted in beyond). Returns 0, or -1
  * when memory runs out (err set). A cut last line is not read (r->torn). */
 int resume_scan(struct resume *r, const char *buf, size_t len, char *err, size_t errlen);
 

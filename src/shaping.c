@@ -666,6 +666,22 @@ bool rate_take(struct rate_limiter *r, double per_second, double burst, int64_t 
 	}
 }
 
+/* rate_ready - the test of rate_take without the take. */
+bool rate_ready(const struct rate_limiter *r, double per_second, double burst, int64_t now_us,
+                int64_t *retry_at_us)
+{
+	if (!(per_second > 0))
+		return true;
+	int64_t t = interval_us(per_second), tau = tolerance_us(burst, t);
+	int64_t tat = atomic_load_explicit(&r->tat_us, memory_order_relaxed);
+	int64_t base = tat > now_us ? tat : now_us;
+	if (base - tau <= now_us)
+		return true;
+	if (retry_at_us)
+		*retry_at_us = base - tau;
+	return false;
+}
+
 /* throttle_init - start at the configured maxima. */
 void throttle_init(struct throttle *t, unsigned conn_max, double rate_max)
 {

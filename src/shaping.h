@@ -117,6 +117,11 @@ void rate_init(struct rate_limiter *r);
 bool rate_take(struct rate_limiter *r, double per_second, double burst, int64_t now_us,
                int64_t *retry_at_us);
 
+/* rate_ready - would rate_take succeed at now_us? (a peek: takes nothing; *retry_at_us, if
+ * not NULL, gets the first time it would when it would not) */
+bool rate_ready(const struct rate_limiter *r, double per_second, double burst, int64_t now_us,
+                int64_t *retry_at_us);
+
 /* Adaptive limits of one destination or provider (the caller locks it). 0 = no limit. */
 struct throttle {
 	unsigned conn_max, conn;     /* configured and current connection limit */

@@ -526,6 +526,7 @@ BIG_MX = [f"mail-exchanger-number-{i:02d}-with-a-deliberately-long-name.big.test
 EXPECT = {
     "multi.test":    ("delivered", None, "mx1.multi.test", "127.0.0.2"),
     "failover.test": ("delivered", None, "mx2.multi.test", "127.0.0.3"),
+    "noaddr.test": ("deferred", "4.4.3", None, None),
     "implicit.test": ("delivered", None, "implicit.test", "127.0.0.4"),
     "cname.test":    ("delivered", None, "mx1.multi.test", "127.0.0.2"),
     "big.test":      ("delivered", None, "*big", "127.0.0.5"),
@@ -580,6 +581,7 @@ def zone_records(npool=0):
         "multi.test. IN MX 20 mx2.multi.test.",
         "mx1.multi.test. IN A 127.0.0.2",
         "mx2.multi.test. IN A 127.0.0.3",
+        "noaddr.test. IN MX 10 ghost.noaddr.test.",  # a host with no address at all
         "failover.test. IN MX 10 dead.failover.test.",
         "failover.test. IN MX 20 mx2.multi.test.",
         "dead.failover.test. IN A 127.0.0.9",

@@ -198,13 +198,19 @@ def test_dns_failure_retried():
     delivered in one attempt."""
     label = "DNS timeout, retried"
     with tmpdir() as d:
-        doms = ["timeout.test", "multi.test"]
+        doms = ["timeout.test", "multi.test", "noaddr.test"]
         run = run_mx(d, write_mx_job(d, doms, 3, MESSAGE), GOOD_IPS, timeout=TIMEOUT,
                      args=["--retry-initial", "200ms", "--max-retry-time", "1500ms"])
         check_eq(run.rc, 0, f"{label}: exit status")
         res = read_results_mx(run.res)
         silent = [r for r in res if r["rcpt"].endswith("@timeout.test")]
-        rest = [r for r in res if not r["rcpt"].endswith("@timeout.test")]
+        noaddr = [r for r in res if r["rcpt"].endswith("@noaddr.test")]
+        check(len(noaddr) == 3 and all(r["status"] == "deferred" and r["enhanced"] == "4.4.3"
+                                       and "no address found" in r["reply"] and
+                                       r["attempts"] >= 3 for r in noaddr),
+              f"{label}: an MX host without addresses: looked up again on each retry, "
+              "deferred 4.4.3 'no address found' in the end", f"{noaddr[:1]}")
+        rest = [r for r in res if r["rcpt"].endswith("@multi.test")]
         check(len(silent) == 3 and all(r["status"] == "deferred" and r["enhanced"] == "4.4.3"
                                        and r["category"] == "dns" for r in silent),
               f"{label}: the silent name's recipients end deferred 4.4.3 (dns)", f"{silent[:1]}")

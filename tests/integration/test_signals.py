@@ -6,13 +6,15 @@ The sink delays its DATA replies (smtp-sink -w), so the run is still going when
 the signal arrives."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import (VOLLEY, Failure, SmtpSink, check, check_eq,  # noqa: E402
+from lib import (SANITIZER_MARKS, VOLLEY, AiosmtpdServer, Failure, SmtpSink,  # noqa: E402
+                 check, check_eq,
                  check_one_result_per_line, rcpt_lines, read_results, run_cases, tmpdir,
                  write_job)
 
@@ -91,6 +93,67 @@ def test_grace_period_over():
                                         for r in rest), "grace: the rest not attempted", f"{len(rest)}")
 
 
+def stop_after(cmd, secs, name):
+    """stop_after - run volley, SIGINT it after secs; returns (rc, stderr)."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    time.sleep(secs)
+    p.send_signal(signal.SIGINT)
+    try:
+        out, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise Failure(f"{name}: volley did not stop within 30 s")
+    err = err.decode(errors="replace")
+    for mark in SANITIZER_MARKS:
+        check(mark not in err, f"{name}: no sanitizer report", err[-3000:])
+    return p.returncode, err
+
+
+def test_stop_with_retries_waiting():
+    """SIGINT while recipients wait for a retry: each gets its last reply (not a line
+    naming a freed destination, not a missing line)."""
+    with tmpdir() as d:
+        addrs = ["slow1@example.org", "slow2@example.org"] + [f"u{i}@example.org" for i in range(20)]
+        job = write_job(d, addrs, MESSAGE)
+        res = os.path.join(d, "out.jsonl")
+        with AiosmtpdServer(d, defer=addrs[:2], pipelining=True) as srv:
+            rc, err = stop_after([VOLLEY, "send", "--relay", srv.relay, "--retry-initial", "1m",
+                                  "--results", res, job], 1.5, "retries waiting")
+        check_eq(rc, 1, "retries waiting: exit status 1")
+        results = read_results(res)
+        check_one_result_per_line(results, rcpt_lines(job))
+        slow = [r for r in results if r["rcpt"] in addrs[:2]]
+        check(all(r["status"] == "deferred" and r["code"] == 451 and r["attempts"] == 1 and
+                  r["server"] == srv.server_name for r in slow),
+              "retries waiting: each deferred with its last reply and server", f"{slow}")
+        rest = [r for r in results if r["rcpt"] not in addrs[:2]]
+        check(all(r["status"] == "delivered" for r in rest), "the others delivered", f"{rest[:2]}")
+
+
+def test_stop_before_greeting():
+    """SIGINT while the only session waits for a greeting that never comes (--grace 300ms):
+    the recipients were never sent, so they are "not attempted", attempts 0."""
+    with tmpdir() as d:
+        job = write_job(d, [f"u{i}@example.org" for i in range(3)], MESSAGE)
+        res = os.path.join(d, "out.jsonl")
+        lsn = socket.socket()
+        try:
+            lsn.bind(("127.0.0.1", 0))
+            lsn.listen(16)  # never accepts: the connection is up, no greeting ever comes
+            rc, err = stop_after([VOLLEY, "send", "--relay", f"127.0.0.1:{lsn.getsockname()[1]}",
+                                  "--connections", "1", "--grace", "300ms", "--results", res, job],
+                                 1.0, "before greeting")
+        finally:
+            lsn.close()
+        check_eq(rc, 1, "before greeting: exit status 1")
+        results = read_results(res)
+        check_one_result_per_line(results, rcpt_lines(job))
+        check(all(r["status"] == "deferred" and r["attempts"] == 0 and
+                  r["reply"] == "not attempted: the run was interrupted" for r in results),
+              "before greeting: every recipient not attempted", f"{results[:2]}")
+
+
 def test_sigint():
     interrupted(signal.SIGINT)
 
@@ -100,4 +163,5 @@ def test_sigterm():
 
 
 if __name__ == "__main__":
-    run_cases("test_signals", [test_sigint, test_sigterm, test_grace_period_over])
+    run_cases("test_signals", [test_sigint, test_sigterm, test_grace_period_over,
+                               test_stop_with_retries_waiting, test_stop_before_greeting])

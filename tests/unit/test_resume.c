@@ -87,3 +87,24 @@ Test(resume, tags_avoid_the_reserved_values)
 		cr_assert(t != 0 && t != RESUME_TAG_ANY);
 	}
 }
+
+Test(resume, lines_past_the_job_are_counted_not_stored)
+{
+	struct resume r = {0};
+	char err[128];
+	const char *text = L("a@x.org", 5, "delivered") L("b@x.org", 4000000000, "delivered");
+	r.max_line = 100;
+	cr_assert_eq(resume_scan(&r, text, strlen(text), err, sizeof err), 0);
+	cr_assert_eq(r.beyond, 1);
+	cr_assert(resume_final(&r, 5));
+	cr_assert_lt(r.cap, 1000000, "no table sized by a hostile line number");
+	resume_free(&r);
+}
+
+Test(resume, status_must_follow_the_line_number)
+{
+	struct resume r = scan("{\"rcpt\":\"a@x.org\",\"line\":5,\"code\":1,\"status\":\"delivered\"}\n");
+	cr_assert(!resume_final(&r, 5));
+	cr_assert_eq(r.bad, 1);
+	resume_free(&r);
+}

@@ -725,3 +725,17 @@ Test(throttle, which_replies_are_throttling)
 	cr_assert_not(shaping_is_throttling(450, "", "rate limit", 4), "only len octets are read");
 	cr_assert(shaping_is_throttling(450, "", "RATE LIMIT", 10), "any case");
 }
+
+Test(shaping, rate_ready_peeks_without_taking)
+{
+	struct rate_limiter r;
+	int64_t at = 0;
+	rate_init(&r);
+	cr_assert(rate_ready(&r, 10, 1, 1000000, NULL));
+	cr_assert(rate_ready(&r, 10, 1, 1000000, NULL), "a peek takes nothing");
+	cr_assert(rate_take(&r, 10, 1, 1000000, NULL));
+	cr_assert(!rate_ready(&r, 10, 1, 1000000, &at));
+	cr_assert_eq(at, 1100000, "the same time rate_take would give");
+	cr_assert(rate_ready(&r, 10, 1, 1100000, NULL));
+	cr_assert(rate_ready(&r, 0, 1, 0, NULL), "no limit");
+}
