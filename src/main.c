@@ -82,6 +82,13 @@ static int pick_helo(const char *given, char *out, size_t len)
 /* open_results - create the results file; refuse to clobber unless forced. */
 static int open_results(const char *path, bool force)
 {
+	struct stat st;
+	if (force && lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		/* --force replaces an earlier results file, never a device, pipe, link or directory */
+		fprintf(stderr, "volley send: --force: %s is not a regular file; not replacing it\n",
+		        path);
+		return -1;
+	}
 	if (force && unlink(path) != 0 && errno != ENOENT) {
 		fprintf(stderr, "volley send: cannot replace %s: %s\n", path, strerror(errno));
 		return -1;

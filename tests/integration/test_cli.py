@@ -4,6 +4,7 @@ the results file (default name, refusal to overwrite, --force), --quiet,
 relays given as a name, an IPv6 literal and without a port.
 """
 import os
+import stat
 import re
 import socket
 import sys
@@ -139,6 +140,20 @@ def test_results_file():
             check_eq(rc, 2, "existing --results FILE without --force: exit status 2")
             with open(other, "rb") as f:
                 check_eq(f.read(), old, "existing --results FILE: content untouched")
+
+            fifo = os.path.join(d, "a-fifo")
+            os.mkfifo(fifo)
+            rc, out, err = run_volley(["send", "--relay", srv.relay, "--results", fifo,
+                                       "--force", job], timeout=60)
+            check_eq(rc, 2, "--force on a FIFO (not a regular file): exit status 2")
+            check("not a regular file" in err, "--force on a FIFO: says why", err[-300:])
+            check(stat.S_ISFIFO(os.lstat(fifo).st_mode), "--force on a FIFO: left in place")
+
+            res0 = os.path.join(d, "zero.jsonl")
+            rc, out, err = run_volley(["send", "--relay", srv.relay, "--results", res0,
+                                       "--max-retry-time", "0s", "--grace", "0", "--quiet", job],
+                                      timeout=60)
+            check_eq(rc, 0, "--max-retry-time 0s and --grace 0: zero durations accepted")
 
 
 def relay_run(relay, server_name, d, srv_events=None, sink=None):
