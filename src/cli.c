@@ -30,7 +30,7 @@ static const char send_help1[] =
 "  --threads N              engine threads, one io_uring ring each\n"
 "                           (default: one per CPU)\n"
 "  --results FILE           results file (default: JOB.results.jsonl)\n"
-"  --force                  replace FILE if it exists (default: refuse)\n"
+"  --force                  replace FILE if it is a regular file (default: refuse)\n"
 "  --max-messages-per-connection N\n"
 "                           transactions per connection before QUIT (default 1000)\n"
 "  --max-recipients N       recipients sharing one transaction (default 100,\n"
