@@ -194,11 +194,17 @@ async def serve(args, rules):
                      enable_SMTPUTF8=bool(rules.get("smtputf8", False)),
                      ident="volley-test-server", loop=loop)
 
+    await run_until_signal(loop, factory, args, rec)
+
+
+async def run_until_signal(loop, factory, args, rec, **server_kw):
+    """run_until_signal - listen on args.host:args.port, say READY, serve until SIGTERM or
+    SIGINT, then close the listener and the recorder (shared with tls_server.py)."""
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     server = await loop.create_server(factory, host=args.host, port=args.port,
-                                      reuse_address=True)
+                                      reuse_address=True, **server_kw)
     port = server.sockets[0].getsockname()[1]
     print(f"READY {port}", flush=True)
     await stop.wait()
@@ -207,20 +213,22 @@ async def serve(args, rules):
     rec.close()
 
 
-def main():
-    ap = argparse.ArgumentParser(description="recording aiosmtpd test server")
+def cli_main(description, config_opt, serve_fn):
+    """cli_main - parse --host/--port/--out and the JSON file of config_opt, run serve_fn
+    (shared with tls_server.py)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--rules", help="JSON rules file")
+    ap.add_argument("--" + config_opt, dest="config", help="JSON file")
     ap.add_argument("--out", required=True, help="JSONL events file")
     args = ap.parse_args()
-    rules = {}
-    if args.rules:
-        with open(args.rules, encoding="utf-8") as f:
-            rules = json.load(f)
-    asyncio.run(serve(args, rules))
+    cfg = {}
+    if args.config:
+        with open(args.config, encoding="utf-8") as f:
+            cfg = json.load(f)
+    asyncio.run(serve_fn(args, cfg))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_main("recording aiosmtpd test server", "rules", serve))

@@ -54,17 +54,16 @@ Every event is appended to EVENTS.jsonl as one JSON object, flushed at once.
 When the port is listening the server prints "READY <port>" on stdout.
 SIGTERM or SIGINT closes it cleanly (exit 0).
 """
-import argparse
 import asyncio
 import base64
 import itertools
-import json
-import signal
 import ssl
 import sys
 import warnings
 
 from aiosmtpd.smtp import SMTP, AuthResult, TLSSetupException, syntax
+
+from smtp_server import Recorder, _peer, cli_main, run_until_signal  # same directory
 
 HOSTNAME = "tls-server.test"
 # aiosmtpd itself sets the deprecated Session.login_data after AUTH; we read auth_data
@@ -74,29 +73,6 @@ GARBAGE = b"HTTP/1.0 400 this is not TLS\r\n" * 4
 MAX_HELLO_READS = 32          # reads to collect one ClientHello, at most
 HELLO_TIMEOUT = 10.0          # seconds to wait for the client's first TLS octets
 MAX_RECORD = 16384 + 2048     # a TLS record's payload, at most (RFC 8446 5.2)
-
-
-class Recorder:
-    """Recorder - append one JSON object per event, flushed immediately."""
-
-    def __init__(self, path):
-        self.f = open(path, "a", encoding="utf-8")
-
-    def write(self, obj):
-        self.f.write(json.dumps(obj, sort_keys=True) + "\n")
-        self.f.flush()
-
-    def close(self):
-        self.f.close()
-
-
-def _peer(session):
-    """_peer - "host:port" of the client (IPv6 hosts in brackets)."""
-    p = session.peer
-    if not isinstance(p, tuple):
-        return str(p)
-    host, port = p[0], p[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _code(reply):
@@ -383,35 +359,10 @@ async def serve(args, cfg):
                   auth_required=False, loop=loop, **kw)
         return p
 
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    server = await loop.create_server(factory, host=args.host, port=args.port,
-                                      reuse_address=True,
-                                      ssl=ctx if mode == "implicit" else None,
-                                      ssl_handshake_timeout=10 if mode == "implicit" else None)
-    port = server.sockets[0].getsockname()[1]
-    print(f"READY {port}", flush=True)
-    await stop.wait()
-    server.close()
-    await server.wait_closed()
-    rec.close()
-
-
-def main():
-    ap = argparse.ArgumentParser(description="recording aiosmtpd TLS/AUTH test server")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--config", help="JSON configuration file")
-    ap.add_argument("--out", required=True, help="JSONL events file")
-    args = ap.parse_args()
-    cfg = {}
-    if args.config:
-        with open(args.config, encoding="utf-8") as f:
-            cfg = json.load(f)
-    asyncio.run(serve(args, cfg))
-    return 0
+    await run_until_signal(loop, factory, args, rec,
+                           ssl=ctx if mode == "implicit" else None,
+                           ssl_handshake_timeout=10 if mode == "implicit" else None)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_main("recording aiosmtpd TLS/AUTH test server", "config", serve))
