@@ -267,13 +267,14 @@ def normalise(msg):
 
 # --- running volley ----------------------------------------------------------
 
-def run_volley(args, timeout=120, cwd=None):
-    """run_volley - run volley with args; return (rc, stdout, stderr) as str.
+def run_volley(args, timeout=120, cwd=None, env=None):
+    """run_volley - run volley with args (and env, the whole environment, when given);
+    return (rc, stdout, stderr) as str.
 
     Fails when it times out, dies of a signal, or a sanitizer reports."""
     cmd = [VOLLEY] + list(args)
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, cwd=cwd, start_new_session=True)
+                         stderr=subprocess.PIPE, cwd=cwd, env=env, start_new_session=True)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

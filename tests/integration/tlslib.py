@@ -35,8 +35,8 @@ import sys
 import tempfile
 import time
 
-from lib import (SANITIZE, SANITIZER_MARKS, SYS_PYTHON, TESTDIR, Failure, RESULT_KEYS, Skip,
-                 AiosmtpdServer, ServerProcess, check, free_port, kill_group, read_results, validate_result,
+from lib import (SANITIZE, SYS_PYTHON, TESTDIR, Failure, Skip,
+                 AiosmtpdServer, ServerProcess, check, free_port, kill_group, read_results,
                  wait_port)
 import lib
 
@@ -251,43 +251,14 @@ def openssl_verify(ca_file, cert, host=None, ip=None):
 # --- results with the "tls" key ----------------------------------------------
 
 def read_results_tls(path):
-    """read_results_tls - the results file as a list of dicts, each with "tls".
-
-    "tls" is null or "VERSION CIPHER" (TLS_RE). Once lib.RESULT_KEYS lists "tls",
-    lib.read_results checks every key's place; before that, the other keys must
-    keep their order and "tls" may sit anywhere."""
-    if "tls" in RESULT_KEYS:
-        out = read_results(path)
-    else:
-        out = _read_results_extra_tls(path)
+    """read_results_tls - the results file as a list of dicts (lib.read_results checks
+    every key's place), with "tls" null or "VERSION CIPHER" (TLS_RE)."""
+    out = read_results(path)
     for i, d in enumerate(out, start=1):
         t = d["tls"]
         if not (t is None or (isinstance(t, str) and TLS_RE.match(t))):
             raise Failure(f"{path}: result {i}: \"tls\" is neither null nor "
                           f"\"TLSv1.x CIPHER\": {t!r}")
-    return out
-
-
-def _read_results_extra_tls(path):
-    if not os.path.exists(path):
-        raise Failure(f"results file {path} does not exist")
-    with open(path, "rb") as f:
-        data = f.read()
-    if data and not data.endswith(b"\n"):
-        raise Failure(f"{path}: last line is not terminated by a newline")
-    out = []
-    for i, ln in enumerate(data.split(b"\n")[:-1] if data else [], start=1):
-        try:
-            d = json.loads(ln)
-        except ValueError as e:
-            raise Failure(f"{path}:{i}: not JSON ({e}): {ln[:200]!r}")
-        keys = list(d.keys()) if isinstance(d, dict) else None
-        if keys is None or sorted(keys) != sorted(RESULT_KEYS + ["tls"]) \
-                or [k for k in keys if k != "tls"] != RESULT_KEYS:
-            raise Failure(f"{path}:{i}: keys {keys if keys is not None else d!r}, want "
-                          f"{RESULT_KEYS} in this order plus \"tls\"")
-        validate_result({k: d[k] for k in RESULT_KEYS}, f"{path}:{i}")
-        out.append(d)
     return out
 
 
@@ -298,25 +269,7 @@ def run_volley_env(args, env=None, timeout=120, cwd=None):
     which any VOLLEY_AUTH_PASSWORD is removed first); returns (rc, stdout, stderr)."""
     full = {k: v for k, v in os.environ.items() if k != "VOLLEY_AUTH_PASSWORD"}
     full.update(env or {})
-    cmd = [lib.VOLLEY] + list(args)
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, cwd=cwd, env=full, start_new_session=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_group(p)
-        out, err = p.communicate()
-        raise Failure(f"volley did not finish within {timeout} s: {' '.join(cmd)}\n"
-                      f"stderr: {err.decode(errors='replace')[-2000:]}")
-    out = out.decode("utf-8", errors="replace")
-    err = err.decode("utf-8", errors="replace")
-    if p.returncode < 0:
-        raise Failure(f"volley killed by signal {-p.returncode}: {' '.join(cmd)}\n"
-                      f"stderr: {err[-3000:]}")
-    for mark in SANITIZER_MARKS:
-        if mark in err:
-            raise Failure(f"sanitizer report from {' '.join(cmd)}:\n{err[-6000:]}")
-    return p.returncode, out, err
+    return lib.run_volley(args, timeout=timeout, cwd=cwd, env=full)
 
 
 class VolleyRun:
