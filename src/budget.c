@@ -10,7 +10,7 @@ static struct budget *g_dest[BUCKETS];
 static struct budget **g_prov;     /* by provider index */
 static unsigned g_nprov;
 static unsigned g_ndest;
-static struct budget *g_all;       /* every destination budget */
+static struct budget *g_slowed;    /* budgets slowed down at least once */
 
 /* hash - FNV-1a. */
 static uint32_t hash(const char *s)
@@ -29,7 +29,7 @@ int budget_init(unsigned nprovider)
 	return g_prov ? 0 : -1;
 }
 
-/* make - a new budget at full limits; linked into the list of all. */
+/* make - a new budget at full limits. */
 static struct budget *make(const char *key, const struct shaping_limits *lim, bool provider)
 {
 	struct budget *b = calloc(1, sizeof *b);
@@ -60,8 +60,6 @@ struct budget *budget_dest(const char *key, const struct shaping_limits *lim)
 	if (!b && g_ndest < BUDGET_MAX && (b = make(key, lim, false)) != NULL) {
 		b->next = g_dest[h];
 		g_dest[h] = b;
-		b->all = g_all;
-		g_all = b;
 		g_ndest++;
 	}
 	pthread_mutex_unlock(&g_mu);
@@ -181,6 +179,22 @@ static bool msg_take(struct budget *b, int64_t now_ms, int64_t *wake_ms)
 	return false;
 }
 
+/* count - one transaction started; once a second, the rate of the last second (what a
+ * slow-down halves when the rate had no limit). One compare per transaction, one CAS a
+ * second. */
+static void count(struct budget *b, int64_t now_ms)
+{
+	uint64_t n = atomic_fetch_add_explicit(&b->txns, 1, memory_order_relaxed) + 1;
+	int64_t w0 = atomic_load_explicit(&b->win_ms, memory_order_relaxed);
+	if (now_ms - w0 < 1000 || !atomic_compare_exchange_strong_explicit(&b->win_ms, &w0, now_ms,
+	    memory_order_relaxed, memory_order_relaxed))
+		return;
+	uint64_t n0 = atomic_exchange_explicit(&b->win_txns, n, memory_order_relaxed);
+	if (w0)
+		atomic_store_explicit(&b->seen_rate, (double)(n - n0) * 1000.0 / (double)(now_ms - w0),
+		                      memory_order_relaxed);
+}
+
 /* budget_message - both rates allow a transaction: look at both, then take from both
  * (when another thread wins the race for the second, the first token is spent: the rate
  * errs on the slow side). */
@@ -190,9 +204,9 @@ bool budget_message(struct budget *b, struct budget *p, int64_t now_ms, int64_t 
 	if (!msg_ready(b, now_ms, wake_ms) || (p && !msg_ready(p, now_ms, wake_ms)) ||
 	    !msg_take(b, now_ms, wake_ms) || (p && !msg_take(p, now_ms, wake_ms)))
 		return false;
-	atomic_fetch_add_explicit(&b->txns, 1, memory_order_relaxed);
+	count(b, now_ms);
 	if (p)
-		atomic_fetch_add_explicit(&p->txns, 1, memory_order_relaxed);
+		count(p, now_ms);
 	return true;
 }
 
@@ -205,12 +219,15 @@ void budget_pause(struct budget *b, int64_t until_ms)
 		;
 }
 
-/* slow - halve one budget (at most once per THROTTLE_DEDUP_MS) and publish its limits. */
+/* slow - halve one budget (at most once per THROTTLE_DEDUP_MS), publish its limits, and
+ * put it on the list of slowed budgets (after its own lock: the list's lock comes first
+ * where both are held). */
 static void slow(struct budget *b, int64_t now_ms, const char *text, size_t len)
 {
 	pthread_mutex_lock(&b->mu);
 	unsigned open = (unsigned)atomic_load_explicit(&b->conns, memory_order_relaxed);
-	if (throttle_slow(&b->th, now_ms, open ? open : 1, b->seen_rate)) {
+	double seen = atomic_load_explicit(&b->seen_rate, memory_order_relaxed);
+	if (throttle_slow(&b->th, now_ms, open ? open : 1, seen)) {
 		atomic_store_explicit(&b->conn_limit, b->th.conn, memory_order_relaxed);
 		atomic_store_explicit(&b->rate, b->th.rate, memory_order_relaxed);
 		if (!b->ever_slowed || (b->th.conn && b->th.conn < b->min_conn))
@@ -224,45 +241,41 @@ static void slow(struct budget *b, int64_t now_ms, const char *text, size_t len)
 	for (size_t i = 0; i < len; i++) /* keep it printable on one line */
 		b->last[i] = text[i] == '\n' || text[i] == '\r' ? ' ' : text[i];
 	b->last[len] = '\0';
+	bool slowed = b->ever_slowed;
 	pthread_mutex_unlock(&b->mu);
+	pthread_mutex_lock(&g_mu);
+	if (slowed && !b->listed) {
+		b->listed = true;
+		b->slow_next = g_slowed;
+		g_slowed = b;
+	}
+	pthread_mutex_unlock(&g_mu);
 }
 
-/* budget_throttled - slow the destination and its provider down. */
-void budget_throttled(struct budget *b, struct budget *p, int64_t now_ms, const char *text,
-                      size_t len)
+/* budget_reply - slow the destination and its provider down on a throttling reply. */
+void budget_reply(struct budget *b, struct budget *p, int64_t now_ms, int code,
+                  const char *enhanced, const char *text, size_t len)
 {
+	if (!shaping_is_throttling(code, enhanced, text, len))
+		return;
 	slow(b, now_ms, text, len);
 	if (p)
 		slow(p, now_ms, text, len);
 }
 
-/* tick_one - rate estimate and recovery of one budget. */
-static void tick_one(struct budget *b, int64_t now_ms)
-{
-	uint64_t n = atomic_load_explicit(&b->txns, memory_order_relaxed);
-	pthread_mutex_lock(&b->mu);
-	if (now_ms - b->mark_ms >= 1000) {
-		if (b->mark_ms)
-			b->seen_rate = (double)(n - b->txns_mark) * 1000.0 / (double)(now_ms - b->mark_ms);
-		b->txns_mark = n;
-		b->mark_ms = now_ms;
-	}
-	if (b->ever_slowed && throttle_tick(&b->th, now_ms)) {
-		atomic_store_explicit(&b->conn_limit, b->th.conn, memory_order_relaxed);
-		atomic_store_explicit(&b->rate, b->th.rate, memory_order_relaxed);
-	}
-	pthread_mutex_unlock(&b->mu);
-}
-
-/* budget_tick - every budget. */
+/* budget_tick - recovery of the slowed budgets (only those: a run with a million
+ * destinations does not visit them all ten times a second). */
 void budget_tick(int64_t now_ms)
 {
 	pthread_mutex_lock(&g_mu);
-	for (unsigned i = 0; i < g_nprov; i++)
-		if (g_prov[i])
-			tick_one(g_prov[i], now_ms);
-	for (struct budget *b = g_all; b; b = b->all)
-		tick_one(b, now_ms);
+	for (struct budget *b = g_slowed; b; b = b->slow_next) {
+		pthread_mutex_lock(&b->mu);
+		if (throttle_tick(&b->th, now_ms)) {
+			atomic_store_explicit(&b->conn_limit, b->th.conn, memory_order_relaxed);
+			atomic_store_explicit(&b->rate, b->th.rate, memory_order_relaxed);
+		}
+		pthread_mutex_unlock(&b->mu);
+	}
 	pthread_mutex_unlock(&g_mu);
 }
 
@@ -287,12 +300,8 @@ unsigned budget_report(FILE *f)
 {
 	unsigned n = 0;
 	pthread_mutex_lock(&g_mu);
-	for (unsigned i = 0; i < g_nprov; i++)
-		if (g_prov[i] && g_prov[i]->ever_slowed && ++n)
-			report_one(f, g_prov[i]);
-	for (struct budget *b = g_all; b; b = b->all)
-		if (b->ever_slowed && ++n)
-			report_one(f, b);
+	for (struct budget *b = g_slowed; b; b = b->slow_next, n++)
+		report_one(f, b);
 	pthread_mutex_unlock(&g_mu);
 	return n;
 }
@@ -322,5 +331,5 @@ void budget_free(void)
 		g_dest[h] = NULL;
 	}
 	g_ndest = 0;
-	g_all = NULL;
+	g_slowed = NULL;
 }

@@ -20,7 +20,8 @@
 /* One budget. Limits of 0 mean none. */
 struct budget {
 	struct budget *next;          /* hash chain */
-	struct budget *all;           /* list of every destination budget */
+	struct budget *slow_next;     /* in the list of slowed budgets (guarded by the table lock) */
+	bool listed;                  /* ... is in it (guarded by the table lock) */
 	char *key;                    /* destination key, or the provider's name */
 	bool provider;
 	struct shaping_limits lim;    /* configured */
@@ -31,11 +32,11 @@ struct budget {
 	struct rate_limiter msgs;     /* message (transaction) rate */
 	struct rate_limiter connects; /* new-connection rate */
 	_Atomic uint64_t txns;        /* transactions started */
+	_Atomic int64_t win_ms;       /* start of the current one-second counting window */
+	_Atomic uint64_t win_txns;    /* txns at that start */
+	_Atomic double seen_rate;     /* transactions per second over the last full window */
 	pthread_mutex_t mu;           /* guards what follows */
 	struct throttle th;           /* adaptive state */
-	uint64_t txns_mark;           /* txns at the last rate estimate */
-	int64_t mark_ms;              /* when */
-	double seen_rate;             /* transactions per second, last estimate */
 	bool ever_slowed;             /* for the summary */
 	unsigned min_conn;            /* lowest connection limit it was slowed to */
 	double min_rate;              /* lowest rate it was slowed to */
@@ -71,11 +72,12 @@ bool budget_message(struct budget *b, struct budget *p, int64_t now_ms, int64_t 
 /* budget_pause - no new connection to b before until_ms. */
 void budget_pause(struct budget *b, int64_t until_ms);
 
-/* budget_throttled - a throttling reply (see shaping_is_throttling) from b's servers. */
-void budget_throttled(struct budget *b, struct budget *p, int64_t now_ms, const char *text,
-                      size_t len);
+/* budget_reply - a 4xx reply from b's servers: when it throttles (shaping_is_throttling),
+ * slow b and p down. */
+void budget_reply(struct budget *b, struct budget *p, int64_t now_ms, int code,
+                  const char *enhanced, const char *text, size_t len);
 
-/* budget_tick - every budget: estimate rates, recover after calm (call about every 100 ms). */
+/* budget_tick - the slowed budgets recover after calm (call about every 100 ms). */
 void budget_tick(int64_t now_ms);
 
 /* budget_report - one line per budget that was slowed down; returns how many. */

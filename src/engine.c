@@ -227,10 +227,9 @@ static void cb_result(void *ctx, const struct rcpt *r, enum result_status st, in
 	if (st == RS_DELIVERED && s->dest)
 		s->dest->n421 = 0;
 	/* A reply that throttles one recipient or transaction; a session-ending one (421) is
-	 * counted once, when the session ends (pause_on_421). */
-	if (st == RS_DEFERRED && code >= 400 && s->dest && s->smtp.fail_code == 0 &&
-	    shaping_is_throttling(code, enh, text, len))
-		budget_throttled(s->dest->own, s->dest->prov, s->w->now, text, len);
+	 * counted once, when the session ends (session_pushback). */
+	if (st == RS_DEFERRED && s->dest && s->smtp.fail_code == 0)
+		budget_reply(s->dest->own, s->dest->prov, s->w->now, code, enh, text, len);
 	emit_rcpt(s->w, r, st, code, enh, text, len, t0, s);
 }
 
@@ -629,17 +628,17 @@ static void session_close(struct session *s)
 	s->inflight++;
 }
 
-/* pause_on_421 - the session ended on a throttling reply: slow the destination
- * down (budget.c); on a 421 (RFC 5321 3.8: the server is closing the channel) also no
- * new session to it for a while, over all threads, doubling with each 421 in a row. */
-static void pause_on_421(struct session *s)
+/* session_pushback - the session ended on a 4xx: when it throttles, slow the
+ * destination down (budget.c); on a 421 (RFC 5321 3.8: the server is closing the
+ * channel) also no new session to it for a while, over all threads, doubling with each
+ * 421 in a row. */
+static void session_pushback(struct session *s)
 {
 	struct dest *d = s->dest;
 	const struct smtp *m = &s->smtp;
 	if (!d || m->state != SS_FAILED || m->fail_code < 400 || m->fail_code >= 500)
 		return;
-	if (shaping_is_throttling(m->fail_code, m->fail_enh, m->err, strlen(m->err)))
-		budget_throttled(d->own, d->prov, s->w->now, m->err, strlen(m->err));
+	budget_reply(d->own, d->prov, s->w->now, m->fail_code, m->fail_enh, m->err, strlen(m->err));
 	if (m->fail_code != 421)
 		return;
 	if (d->n421 < 30)
@@ -666,7 +665,7 @@ static void settle(struct session *s)
 		return;
 	}
 	bool was_greeted = s->greeted;
-	pause_on_421(s);
+	session_pushback(s);
 	if (s->greeted) {
 		s->dest->nopen--;
 		s->greeted = false;
