@@ -127,7 +127,19 @@ struct run {
 	struct resume res;
 	struct shaping shaping;
 	uint64_t skipped;          /* --resume: recipients already final */
+	uint64_t lines;            /* lines in the recipient section, once counted */
+	bool lines_known;          /* ... and whether they were */
 };
+
+/* run_lines - the recipient section's lines, counted once (one pass over the mapping). */
+static uint64_t run_lines(struct run *r)
+{
+	if (!r->lines_known) {
+		r->lines = count_lines(&r->job);
+		r->lines_known = true;
+	}
+	return r->lines;
+}
 
 /* open_resume - --resume: open the results file for appending (never truncating) and
  * read which job lines already have a final result. */
@@ -145,7 +157,7 @@ static int open_resume(struct run *r)
 			close(rfd);
 		return -1;
 	}
-	r->res.max_line = r->job.body_line + count_lines(&r->job);
+	r->res.max_line = r->job.body_line + run_lines(r);
 	const char *map = st.st_size > 0 ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
 	                                        rfd, 0) : NULL;
 	close(rfd);
@@ -211,8 +223,6 @@ static int check_resume(struct run *r)
 	}
 	return 0;
 }
-
-
 
 /* setup_relay - resolve --relay once, before the engine starts. */
 static int setup_relay(struct run *r, char *err, size_t errlen)
@@ -433,7 +443,7 @@ static int cmd_send(int argc, char **argv)
 		return 1;
 	p.last = p.t0;
 	if (p.live)
-		p.total = count_lines(&r.job) - r.skipped;
+		p.total = run_lines(&r) - r.skipped;
 	if (r.o.resume && !r.o.quiet)
 		printf("volley: resuming: %llu recipients already have a final result in %s\n",
 		       (unsigned long long)r.skipped, r.results);
