@@ -245,13 +245,7 @@ static int apply(int c, const char *v, struct send_opts *o)
 	case O_PLAINAUTH: o->allow_plaintext_auth = true; return 0;
 	case O_TO_CONNECT: case O_TO_GREETING: case O_TO_COMMAND: case O_TO_DATA:
 	case O_TO_BLOCK: case O_TO_DOT:
-		o->timeout[c - O_TO_CONNECT] = duration_ms(v);
-		if (o->timeout[c - O_TO_CONNECT] < 0) {
-			fprintf(stderr, "volley send: %s: expected a duration such as 500ms, 40s, 5m "
-			        "or 1h, got '%s'\n", timeout_names[c - O_TO_CONNECT], v);
-			return -1;
-		}
-		return 0;
+		return dur(timeout_names[c - O_TO_CONNECT], v, 1, &o->timeout[c - O_TO_CONNECT]);
 	case O_RETRY_INIT: return dur("--retry-initial", v, 1, &o->retry_initial);
 	case O_RETRY_MAX: return dur("--max-retry-time", v, 0, &o->max_retry_time);
 	case O_GRACE: return dur("--grace", v, 0, &o->grace);
