@@ -55,10 +55,10 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 TARGET=${TARGET:-1.25}
 PY=/usr/bin/python3
 
-log() { printf 'mx.sh: %s\n' "$*" >&2; }
-die() { printf 'mx.sh: FAILED: %s\n' "$*" >&2; exit 1; }
+BENCH=mx.sh
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-is_uint() { [[ $1 =~ ^[0-9]+$ ]] && (( $1 > 0 )); }
 is_uint "$RUNS" || die "RUNS must be a positive integer (got '$RUNS')"
 is_uint "$RCPTS" || die "RCPTS must be a positive integer (got '$RCPTS')"
 if ! is_uint "$DOMAINS" || (( DOMAINS < 5 || DOMAINS > 9999 )); then
@@ -191,10 +191,8 @@ run() {
 		"$(awk -v n="$RCPTS" -v s="$secs" 'BEGIN { print n / s }')" "${q:-0}"
 }
 
-median() {   # median MODE: the median time of MODE's runs
-	awk -v m="$1" '$1 == m { print $2 }' "$work/times" | sort -n |
-		awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2];
-			else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+mode_median() {   # mode_median MODE: the median time of MODE's runs
+	awk -v m="$1" '$1 == m { print $2 }' "$work/times" | median
 }
 
 : >"$work/times"
@@ -204,8 +202,8 @@ for i in $(seq 1 "$RUNS"); do
 	run mx "$i"
 	run relay "$i"
 done
-mx=$(median mx)
-relay=$(median relay)
+mx=$(mode_median mx)
+relay=$(mode_median relay)
 ratio=$(awk -v a="$mx" -v b="$relay" 'BEGIN { printf "%.3f", a / b }')
 verdict=$(awk -v r="$ratio" -v t="$TARGET" 'BEGIN { print (r <= t) ? "meets" : "MISSES" }')
 echo

@@ -74,12 +74,12 @@ HOST=127.0.0.1
 FROM=news@example.com
 TO=user@example.org
 
-log() { printf 'relay.sh: %s\n' "$*" >&2; }
-die() { printf 'relay.sh: FAILED: %s\n' "$*" >&2; exit 1; }
+BENCH=relay.sh
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --- checks -----------------------------------------------------------------
 
-is_uint() { [[ $1 =~ ^[0-9]+$ ]] && (( $1 > 0 )); }
 is_uint "$RUNS" || die "RUNS must be a positive integer (got '$RUNS')"
 is_uint "$RUN_TIMEOUT" || die "RUN_TIMEOUT must be a positive integer"
 is_uint "$QUIET_PCT" || die "QUIET_PCT must be a positive integer"
@@ -192,33 +192,6 @@ sink_ticks() {
 	TICKS=$(( f[11] + f[12] ))
 }
 
-# busy_ticks: set BUSY to the CPU ticks all CPUs spent busy so far
-# (/proc/stat: user nice system irq softirq steal; not idle, not iowait).
-busy_ticks() {
-	local cpu user nice system irq softirq steal
-	read -r cpu user nice system _ _ irq softirq steal _ </proc/stat
-	BUSY=$(( user + nice + system + irq + softirq + steal ))
-}
-
-# wait_quiet: the machine may be shared. Before a run, wait (at most
-# QUIET_WAIT seconds) until the other processes use less than QUIET_PCT % of
-# one core over half a second; then run anyway, but say so.
-wait_quiet() {
-	local waited=0 b0 b1 pct
-	while :; do
-		busy_ticks; b0=$BUSY
-		sleep 0.5
-		busy_ticks; b1=$BUSY
-		pct=$(( (b1 - b0) * 100 * 2 / clk_tck ))
-		(( pct < QUIET_PCT )) && return 0
-		if (( waited >= QUIET_WAIT * 2 )); then
-			log "warning: the machine is busy (${pct}% of a core used by others); measuring anyway"
-			return 0
-		fi
-		waited=$(( waited + 1 ))
-	done
-}
-
 # --- inputs -----------------------------------------------------------------
 
 msgs_for() {
@@ -325,12 +298,6 @@ measure() {
 	M_OTHER=$(awk -v d=$(( b1 - b0 )) -v hz="$clk_tck" -v w="$M_WALL" \
 		-v c="$M_CPU" -v sk="$M_SINK" \
 		'BEGIN { o = 100 * (d / hz - c) / w - sk; if (o < 0) o = 0; printf "%.1f", o }')
-}
-
-median() { # numbers on stdin -> median
-	sort -g | awk '{ v[NR] = $1 } END {
-		if (NR == 0) { print "nan"; exit }
-		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # --- main -------------------------------------------------------------------

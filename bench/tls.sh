@@ -100,12 +100,12 @@ HOST=127.0.0.1
 FROM=news@example.com
 TO=user@example.org
 
-log() { printf 'tls.sh: %s\n' "$*" >&2; }
-die() { printf 'tls.sh: FAILED: %s\n' "$*" >&2; exit 1; }
+BENCH=tls.sh
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --- checks -----------------------------------------------------------------
 
-is_uint() { [[ $1 =~ ^[0-9]+$ ]] && (( $1 > 0 )); }
 for v in RUNS MSGS RCPTS SIZE RUN_TIMEOUT DRAIN_TIMEOUT QUIET_PCT BENCH_LIFETIME; do
 	is_uint "${!v}" || die "$v must be a positive integer (got '${!v}')"
 done
@@ -386,31 +386,6 @@ delayed_acks() {
 	[[ -n $DACKS ]] || DACKS=0
 }
 
-# busy_ticks: set BUSY to the CPU ticks all CPUs spent busy so far.
-busy_ticks() {
-	local cpu user nice system irq softirq steal
-	read -r cpu user nice system _ _ irq softirq steal _ </proc/stat
-	BUSY=$(( user + nice + system + irq + softirq + steal ))
-}
-
-# wait_quiet: wait (at most QUIET_WAIT s) until the machine uses < QUIET_PCT %
-# of a core over half a second (Postfix's idle daemons included).
-wait_quiet() {
-	local waited=0 b0 b1 pct
-	while :; do
-		busy_ticks; b0=$BUSY
-		sleep 0.5
-		busy_ticks; b1=$BUSY
-		pct=$(( (b1 - b0) * 100 * 2 / clk_tck ))
-		(( pct < QUIET_PCT )) && return 0
-		if (( waited >= QUIET_WAIT * 2 )); then
-			log "warning: the machine is busy (${pct}% of a core); measuring anyway"
-			return 0
-		fi
-		waited=$(( waited + 1 ))
-	done
-}
-
 queue_files() { # files in Postfix's queue (every queue but defer/bounce logs)
 	find "$pf/queue/incoming" "$pf/queue/active" "$pf/queue/deferred" "$pf/queue/hold" \
 		"$pf/queue/maildrop" -type f 2>/dev/null | wc -l
@@ -520,12 +495,6 @@ measure() {
 			da / (n / g)
 	}' >"$work/m"
 	read -r M_WALL M_CPU M_RATE M_CPUMSG M_VPCT M_PPCT M_PMSG M_OTHER M_DRAIN M_DACK <"$work/m"
-}
-
-median() { # numbers on stdin -> median
-	sort -g | awk '{ v[NR] = $1 } END {
-		if (NR == 0) { print "nan"; exit }
-		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # --- main -------------------------------------------------------------------
