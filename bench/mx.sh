@@ -74,7 +74,7 @@ for tool in timeout awk sort wc grep; do
 done
 [[ -x $VOLLEY ]] || die "no volley binary at $VOLLEY (build it, or set VOLLEY)"
 VOLLEY=$(cd "$(dirname "$VOLLEY")" && pwd)/$(basename "$VOLLEY")
-"$VOLLEY" send --help 2>&1 | grep -q -- '--dns' || die "$VOLLEY has no MX mode (--dns)"
+"$VOLLEY" send --help 2>&1 | grep -- '--dns' >/dev/null || die "$VOLLEY has no MX mode (--dns)"
 [[ -n ${EPOCHREALTIME:-} ]] || die "bash 5 needed (EPOCHREALTIME)"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 

@@ -126,7 +126,7 @@ done
 [[ -r $root/tests/integration/tlslib.py ]] || die "no tests/integration/tlslib.py under $root"
 [[ -x $VOLLEY ]] || die "no volley binary at $VOLLEY (build it, or set VOLLEY)"
 VOLLEY=$(cd "$(dirname "$VOLLEY")" && pwd)/$(basename "$VOLLEY")
-"$VOLLEY" send --help 2>&1 | grep -q -- '--tls MODE' || die "$VOLLEY has no --tls option"
+"$VOLLEY" send --help 2>&1 | grep -- '--tls MODE' >/dev/null || die "$VOLLEY has no --tls option"
 
 max_conns=0
 for c in $CONNECTIONS; do (( c > max_conns )) && max_conns=$c; done
@@ -176,31 +176,7 @@ import json, os, pwd, socket, subprocess, sys, time
 sys.path.insert(0, os.path.join(sys.argv[1], "tests", "integration"))
 import tlslib  # noqa: E402
 
-MASTER_CF = """\
-# service     type  private unpriv chroot wakeup maxproc command
-{listen}      inet  n       -       n       -       -       smtpd
-pickup        unix  n       -       n       60      1       pickup
-cleanup       unix  n       -       n       -       0       cleanup
-qmgr          unix  n       -       n       300     1       qmgr
-tlsmgr        unix  -       -       n       1000?   1       tlsmgr
-rewrite       unix  -       -       n       -       -       trivial-rewrite
-bounce        unix  -       -       n       -       0       bounce
-defer         unix  -       -       n       -       0       bounce
-trace         unix  -       -       n       -       0       bounce
-verify        unix  -       -       n       -       1       verify
-flush         unix  n       -       n       1000?   0       flush
-proxymap      unix  -       -       n       -       -       proxymap
-proxywrite    unix  -       -       n       -       1       proxymap
-smtp          unix  -       -       n       -       -       smtp
-relay         unix  -       -       n       -       -       smtp
-showq         unix  n       -       n       -       -       showq
-error         unix  -       -       n       -       -       error
-retry         unix  -       -       n       -       -       error
-discard       unix  -       -       n       -       -       discard
-anvil         unix  -       -       n       -       1       anvil
-scache        unix  -       -       n       -       1       scache
-postlog       unix-dgram n  -       n       -       1       postlogd
-"""
+MASTER_CF = tlslib.MASTER_CF  # the same services as the tests' private Postfix
 
 MAIN_CF = """\
 # main.cf of volley's bench/tls.sh: a private Postfix whose smtpd offers
