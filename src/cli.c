@@ -1,5 +1,6 @@
 /* cli.c - parsing `volley send` options; every option is listed in the help. */
 #include "cli.h"
+#include "batch.h"
 #include "bounds.h"
 #include "duration.h"
 #include <errno.h>
@@ -75,6 +76,9 @@ static const char send_help2[] =
 "  --grace D                after SIGINT/SIGTERM, let transactions in flight\n"
 "                           finish for up to D (default 30s); a second SIGINT\n"
 "                           exits at once\n"
+"  --batch-window D         when replies arrive fast, a thread may let them\n"
+"                           gather for up to D (default 1ms, at most 100ms) and\n"
+"                           handle them together; 0 handles each at once\n"
 "  --quiet                  no progress line and no summary\n"
 "  -h, --help               this help\n"
 "\n"
@@ -122,7 +126,7 @@ static int num(const char *name, const char *v, unsigned lo, unsigned hi, unsign
 enum { O_RELAY = 256, O_CONN, O_THREADS, O_RESULTS, O_FORCE, O_MAXMSG, O_MAXRCPT, O_HELO,
        O_QUIET, O_NOPIPE, O_DNS, O_PORT, O_IPV, O_DESTLIM, O_TLS, O_WRAP, O_CA, O_CERT,
        O_KEY, O_AUTH, O_PASSFILE, O_PLAINAUTH, O_TO_CONNECT, O_TO_GREETING, O_TO_COMMAND,
-       O_TO_DATA, O_TO_BLOCK, O_TO_DOT, O_TO_SCALE, O_RETRY_INIT, O_RETRY_MAX, O_GRACE,
+       O_TO_DATA, O_TO_BLOCK, O_TO_DOT, O_TO_SCALE, O_RETRY_INIT, O_RETRY_MAX, O_GRACE, O_BATCH,
        O_SHAPING, O_RESUME };
 
 static const struct option send_long[] = {
@@ -158,6 +162,7 @@ static const struct option send_long[] = {
 	{"retry-initial", required_argument, 0, O_RETRY_INIT},
 	{"max-retry-time", required_argument, 0, O_RETRY_MAX},
 	{"grace", required_argument, 0, O_GRACE},
+	{"batch-window", required_argument, 0, O_BATCH},
 	{"shaping", required_argument, 0, O_SHAPING},
 	{"resume", no_argument, 0, O_RESUME},
 	{"help", no_argument, 0, 'h'},
@@ -249,6 +254,15 @@ static int apply(int c, const char *v, struct send_opts *o)
 	case O_RETRY_INIT: return dur("--retry-initial", v, 1, &o->retry_initial);
 	case O_RETRY_MAX: return dur("--max-retry-time", v, 0, &o->max_retry_time);
 	case O_GRACE: return dur("--grace", v, 0, &o->grace);
+	case O_BATCH:
+		if (dur("--batch-window", v, 0, &o->batch_window) < 0)
+			return -1;
+		if (o->batch_window > BATCH_MAX_WINDOW_MS) {
+			fprintf(stderr, "volley send: --batch-window: at most %ums, got '%s'\n",
+			        BATCH_MAX_WINDOW_MS, v);
+			return -1;
+		}
+		return 0;
 	case O_SHAPING: o->shaping = v; return 0;
 	case O_RESUME: o->resume = true; return 0;
 	case O_TO_SCALE: {
@@ -278,6 +292,7 @@ int cli_send(int argc, char **argv, struct send_opts *o)
 	o->retry_initial = 60000;
 	o->max_retry_time = 30 * 60000;
 	o->grace = 30000;
+	o->batch_window = 1;
 	optind = 1;
 	opterr = 0;
 	int c;

@@ -34,6 +34,7 @@ struct send_opts {
 	double timeout_scale;         /* --timeout-scale X (default 1) */
 	int64_t retry_initial;        /* --retry-initial D (ms, default 1m) */
 	int64_t max_retry_time;       /* --max-retry-time D (ms, default 30m; 0 = no retries) */
+	int64_t batch_window;         /* --batch-window D: longest wait to gather fast replies (ms, default 1) */
 	int64_t grace;                /* --grace D: after SIGINT/SIGTERM, time for transactions in flight (ms, default 30s) */
 	const char *shaping;          /* --shaping FILE, NULL for the built-in rules only */
 	bool resume;                  /* --resume: skip recipients with a final result in the results file */

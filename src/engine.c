@@ -322,6 +322,7 @@ static void arm_send_tls(struct session *s)
 	struct io_uring_sqe *sqe = ring_sqe(&s->w->ring);
 	io_uring_prep_send(sqe, s->fd, s->cout, s->coutlen, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, ud(s->idx, OP_SEND));
+	s->w->sends_queued++;
 	s->send_armed = true;
 	s->inflight++;
 }
@@ -343,6 +344,7 @@ static void arm_send(struct session *s)
 	struct io_uring_sqe *sqe = ring_sqe(&s->w->ring);
 	io_uring_prep_sendmsg(sqe, s->fd, &s->mh, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, ud(s->idx, OP_SEND));
+	s->w->sends_queued++;
 	s->send_armed = true;
 	s->inflight++;
 }
@@ -822,7 +824,21 @@ static void expire(struct worker *w)
 	} while (k == 256);
 }
 
-/* on_tick - expire deadlines, retransmit DNS, publish counters. */
+/* sync_results - thread 0, once a second: an fdatasync of the results file through the
+ * ring (io-wq), so that a power loss costs at most about a second of results and the
+ * final fsync finds little left to write. */
+static void sync_results(struct worker *w)
+{
+	if (w->id != 0 || w->sync_inflight || w->now - w->synced_ms < RES_SYNC_MS)
+		return;
+	struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+	io_uring_prep_fsync(sqe, w->rf.fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(sqe, ud(0, OP_RESSYNC));
+	w->sync_inflight = true;
+	w->synced_ms = w->now;
+}
+
+/* on_tick - expire deadlines, retransmit DNS, sync results, publish counters. */
 static void on_tick(struct worker *w)
 {
 	if (stopping())
@@ -830,6 +846,7 @@ static void on_tick(struct worker *w)
 	expire(w);
 	if (w->cfg->mx)
 		resolver_tick(&w->res, w->now);
+	sync_results(w);
 	atomic_store_explicit(&w->st->sync_writes, w->rf.sync_writes, memory_order_relaxed);
 	atomic_store_explicit(&w->st->dns_queries, w->res.queries, memory_order_relaxed);
 	atomic_store_explicit(&w->st->dns_tcp, w->res.tcp_queries, memory_order_relaxed);
@@ -870,6 +887,11 @@ static void dispatch(struct worker *w, uint64_t data, int res)
 		return;
 	case OP_DNS:
 		resolver_cqe(&w->res, idx, res, w->now);
+		return;
+	case OP_RESSYNC: /* EINVAL: not a file that can be synced (a pipe): fine */
+		w->sync_inflight = false;
+		if (res < 0 && res != -EINVAL && !w->rf.error)
+			w->rf.error = -res;
 		return;
 	case OP_CANCEL:
 		return;
@@ -933,27 +955,37 @@ static void loop(struct worker *w)
 {
 	arm_timer(w);
 	w->now = clock_ms();
+	batch_init(&w->batch, w->ring.lazy_wake ? w->cfg->batch_window_us : 0, w->now);
+	w->synced_ms = w->now;
 	route_feed(w, FEED_BATCH);
 	route_schedule(w);
 	for (;;) {
 		bool done = finished(w);
 		flush_results(w, done);
-		if (done && !w->res_inflight)
+		if (done && !w->res_inflight && !w->sync_inflight)
 			break;
-		int rc = io_uring_submit_and_wait(&w->ring.u, 1);
+		/* Sends complete during the enter (the socket has room), so they are
+		 * added to the replies to wait for. */
+		unsigned want = batch_want(&w->batch, w->nsess - w->nidle);
+		int rc = ring_submit_wait(&w->ring, want > 1 ? w->sends_queued + want : 1,
+		                          w->batch.window_us);
+		w->sends_queued = 0;
 		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-			snprintf(w->err, sizeof w->err, "io_uring_submit_and_wait: %s", strerror(-rc));
+			snprintf(w->err, sizeof w->err, "io_uring_enter: %s", strerror(-rc));
 			w->rc = -1;
 			break;
 		}
 		w->now = clock_ms();
 		struct io_uring_cqe *cqe;
-		unsigned head, n = 0;
+		unsigned head, n = 0, replies = 0;
 		io_uring_for_each_cqe(&w->ring.u, head, cqe) {
-			dispatch(w, io_uring_cqe_get_data64(cqe), cqe->res);
+			uint64_t data = io_uring_cqe_get_data64(cqe);
+			replies += (data & 0xff) == OP_RECV && cqe->res > 0;
+			dispatch(w, data, cqe->res);
 			n++;
 		}
 		io_uring_cq_advance(&w->ring.u, n);
+		batch_note(&w->batch, replies, w->now);
 		requeue_due(w);
 		if (work_left(w) && w->pool.used < ROUTE_QUEUE_CAP / 2)
 			route_feed(w, FEED_BATCH);

@@ -54,6 +54,7 @@ struct engine_config {
 	struct engine_timeouts to;
 	int64_t retry_initial;                 /* ms before the first retry of a deferred recipient */
 	int64_t max_retry;                     /* ms after the first attempt to keep retrying; 0 = never */
+	uint32_t batch_window_us;              /* longest a fast reply may wait to be handled with others */
 	int64_t grace;                         /* ms after a stop for transactions in flight */
 	const struct resume *resume;           /* --resume: job lines already final, or NULL */
 	const struct shaping *shaping;         /* shaping rules (built-in and --shaping) */

@@ -344,7 +344,10 @@ static int setup_tls(struct run *r)
 		prctl(PR_SET_DUMPABLE, 0); /* no core dump (or ptrace by others) can show the password */
 	if (r->smtp_tls == TLSM_NONE && !c->tls_wrapper)
 		return 0;
-	c->tls = tls_ctx_new(o->ca_file, o->tls_cert, o->tls_key, err, sizeof err);
+	/* Only verification needs trusted CAs; opportunistic and required TLS take any
+	 * certificate. A --ca-file given is loaded (and checked) whatever the policy. */
+	c->tls = tls_ctx_new(o->ca_file, r->smtp_tls == TLSM_VERIFY || o->ca_file != NULL,
+	                     o->tls_cert, o->tls_key, err, sizeof err);
 	if (!c->tls) {
 		fprintf(stderr, "volley send: %s\n", err);
 		return -1;
@@ -423,6 +426,7 @@ static void configure(struct run *r)
 	c->retry_initial = r->o.retry_initial;
 	c->max_retry = r->o.max_retry_time;
 	c->grace = r->o.grace;
+	c->batch_window_us = (uint32_t)r->o.batch_window * 1000u;
 }
 
 /* cmd_send - `volley send`. */

@@ -9,6 +9,7 @@
 #define RES_BUFSZ  (256u * 1024u)  /* octets per buffer */
 #define RES_FLUSH_BYTES (32u * 1024u) /* a partial buffer is written once it holds this much */
 #define RES_FLUSH_MS    10         /* ... or once its oldest line is this old (the crash window) */
+#define RES_SYNC_MS     1000       /* thread 0 puts the results file on disk this often (power loss) */
 
 /* Per-thread results writer state. The engine moves the bytes (a ring WRITE). */
 struct resfile {

@@ -1,6 +1,8 @@
 /* ring.c - io_uring setup: SINGLE_ISSUER+DEFER_TASKRUN where the kernel has them, clean fallbacks. */
 #include "ring.h"
 #include <stdio.h>
+#include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 /* required_ops - opcodes the engine cannot run without. */
@@ -8,7 +10,7 @@ static const struct { int op; const char *name; } required_ops[] = {
 	{IORING_OP_CONNECT, "CONNECT"}, {IORING_OP_RECV, "RECV"},
 	{IORING_OP_SENDMSG, "SENDMSG"}, {IORING_OP_WRITE, "WRITE"},
 	{IORING_OP_TIMEOUT, "TIMEOUT"}, {IORING_OP_CLOSE, "CLOSE"},
-	{IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
+	{IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, {IORING_OP_FSYNC, "FSYNC"},
 };
 
 /* probe_ops - check the kernel supports every required opcode. */
@@ -51,6 +53,12 @@ int ring_init(struct ring *r, unsigned sq_entries, unsigned cq_entries, char *er
 		if (rc == 0) {
 			r->setup_flags = tries[i];
 			r->defer_taskrun = (tries[i] & IORING_SETUP_DEFER_TASKRUN) != 0;
+			/* Completions that arrive by poll (a reply on a socket) wake a deferred-
+			 * task-run waiter only once as many are queued as it waits for since
+			 * Linux 6.10; no feature bit says so, and MIN_TIMEOUT (6.12) is the
+			 * nearest one that does. Older kernels wake per completion, so a
+			 * batched wait would only add a timer there. */
+			r->lazy_wake = r->defer_taskrun && (p.features & IORING_FEAT_MIN_TIMEOUT);
 			if (!(p.features & IORING_FEAT_NODROP)) {
 				snprintf(err, errlen, "io_uring: kernel lacks IORING_FEAT_NODROP (need 5.5+)");
 				io_uring_queue_exit(&r->u);
@@ -74,6 +82,32 @@ struct io_uring_sqe *ring_sqe(struct ring *r)
 		sqe = io_uring_get_sqe(&r->u);
 	}
 	return sqe;
+}
+
+/* flush_sq - publish queued SQEs to the kernel; how many are pending. */
+static unsigned flush_sq(struct io_uring *u)
+{
+	struct io_uring_sq *sq = &u->sq;
+	unsigned tail = sq->sqe_tail;
+	if (sq->sqe_head != tail) {
+		sq->sqe_head = tail;
+		io_uring_smp_store_release(sq->ktail, tail);
+	}
+	return tail - *sq->khead;
+}
+
+/* ring_submit_wait - one io_uring_enter: submit, then wait (see ring.h). */
+int ring_submit_wait(struct ring *r, unsigned want, unsigned timeout_us)
+{
+	if (want <= 1 || timeout_us == 0 || !r->lazy_wake)
+		return io_uring_submit_and_wait(&r->u, 1);
+	struct __kernel_timespec ts = { .tv_sec = timeout_us / 1000000u,
+	                                .tv_nsec = (long long)(timeout_us % 1000000u) * 1000 };
+	struct io_uring_getevents_arg arg = { .ts = (uint64_t)(uintptr_t)&ts };
+	int rc = io_uring_enter2((unsigned)r->u.ring_fd, flush_sq(&r->u), want,
+	                         IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+	                         (sigset_t *)(void *)&arg, sizeof arg);
+	return rc == -ETIME ? 0 : rc;
 }
 
 /* ring_mode - which flag set won. */

@@ -297,8 +297,8 @@ static bool tls_ctx_options(SSL_CTX *s)
 }
 
 /* tls_ctx_new - build the shared client context (see tls.h). */
-struct tls_ctx *tls_ctx_new(const char *ca_file, const char *cert_file, const char *key_file,
-                            char *err, size_t errlen)
+struct tls_ctx *tls_ctx_new(const char *ca_file, bool trust, const char *cert_file,
+                            const char *key_file, char *err, size_t errlen)
 {
 	struct tls_ctx *c = calloc(1, sizeof *c);
 
@@ -311,7 +311,7 @@ struct tls_ctx *tls_ctx_new(const char *ca_file, const char *cert_file, const ch
 			snprintf(err, errlen, "tls: cannot create context (out of memory?)");
 		goto fail;
 	}
-	if (!tls_ctx_trust(c->ssl, ca_file, err, errlen) ||
+	if ((trust && !tls_ctx_trust(c->ssl, ca_file, err, errlen)) ||
 	    !tls_ctx_identity(c->ssl, cert_file, key_file, err, errlen))
 		goto fail;
 	return c;

@@ -16,11 +16,13 @@ enum tls_verify {
 /* Shared settings: one per run (per policy), read-only once threads start. */
 struct tls_ctx;
 
-/* tls_ctx_new - build a client context: TLS 1.2+, system CAs or ca_file, optional client
- * certificate/key, client session cache in external mode (see tls_session_*). Returns NULL
- * with err set ("tls: cannot load CA file X: ...") on error. */
-struct tls_ctx *tls_ctx_new(const char *ca_file, const char *cert_file, const char *key_file,
-                            char *err, size_t errlen);
+/* tls_ctx_new - build a client context: TLS 1.2+, trusted CAs when `trust` (ca_file, or
+ * the system's when ca_file is NULL; the system bundle costs ~30 ms to parse, and only
+ * verification needs it), optional client certificate/key, client session cache in
+ * external mode (see tls_session_*). Returns NULL with err set ("tls: cannot load CA
+ * file X: ...") on error. */
+struct tls_ctx *tls_ctx_new(const char *ca_file, bool trust, const char *cert_file,
+                            const char *key_file, char *err, size_t errlen);
 void tls_ctx_free(struct tls_ctx *c);
 
 /* Result of driving a connection. */

@@ -8,11 +8,12 @@
 #include "resfile.h"
 #include "resolver.h"
 #include "retry.h"
+#include "batch.h"
 #include "wheel.h"
 #include "ring.h"
 #include "route.h"
 
-enum op { OP_CONNECT = 1, OP_RECV, OP_SEND, OP_CLOSE, OP_CANCEL, OP_TIMER, OP_RESWRITE, OP_DNS };
+enum op { OP_CONNECT = 1, OP_RECV, OP_SEND, OP_CLOSE, OP_CANCEL, OP_TIMER, OP_RESWRITE, OP_DNS, OP_RESSYNC };
 enum phase { PH_IDLE, PH_CONNECTING, PH_OPEN, PH_CLOSING };
 
 #define DOMAIN_BUCKETS 65536u
@@ -65,6 +66,8 @@ struct worker {
 	void *smtp_mem;              /* recipient slots and expectation rings */
 	struct resfile rf;
 	bool res_inflight;
+	bool sync_inflight;          /* thread 0: a results fdatasync is in flight */
+	int64_t synced_ms;           /* thread 0: when the last one started */
 	struct rpool pool;           /* recipients waiting in queues */
 	struct retry rt;             /* deferred recipients waiting for their next attempt */
 	struct wheel wheel;          /* session deadlines and wake-ups */
@@ -76,6 +79,8 @@ struct worker {
 	struct dest **dst;           /* destination hash table */
 	struct dest *relay;          /* the one destination in relay mode */
 	struct dest *want;           /* destinations with queued recipients wanting sessions */
+	struct batch batch;          /* how many replies to wait for per wake-up */
+	unsigned sends_queued;       /* sends prepared since the last enter: they complete in it */
 	int64_t now;
 	char err[256];
 	int rc;

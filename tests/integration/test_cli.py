@@ -80,6 +80,8 @@ def test_usage_errors():
                 (["--max-recipients", "1001", job], "--max-recipients 1001 (limit 1000)"),
                 (["--max-messages-per-connection", "0", job], "--max-messages-per-connection 0"),
                 ([job, "--connections"], "--connections without a value"),
+                (["--batch-window", "101ms", job], "--batch-window 101ms (limit 100ms)"),
+                (["--batch-window", "soon", job], "--batch-window soon"),
             ]
             for tail, what in bad_values:
                 usage_error(["send"] + r + tail, what, d, srv)
@@ -151,9 +153,11 @@ def test_results_file():
 
             res0 = os.path.join(d, "zero.jsonl")
             rc, out, err = run_volley(["send", "--relay", srv.relay, "--results", res0,
-                                       "--max-retry-time", "0s", "--grace", "0", "--quiet", job],
+                                       "--max-retry-time", "0s", "--grace", "0",
+                                       "--batch-window", "0", "--quiet", job],
                                       timeout=60)
-            check_eq(rc, 0, "--max-retry-time 0s and --grace 0: zero durations accepted")
+            check_eq(rc, 0, "--max-retry-time 0s, --grace 0 and --batch-window 0: zero "
+                     "durations accepted")
 
 
 def relay_run(relay, server_name, d, srv_events=None, sink=None):

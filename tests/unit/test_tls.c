@@ -184,7 +184,7 @@ static SSL_CTX *server_ctx(X509 *cert, int max_version)
 static struct tls_ctx *client_ctx(void)
 {
 	char err[256] = "";
-	struct tls_ctx *c = tls_ctx_new(g.ca_file, NULL, NULL, err, sizeof err);
+	struct tls_ctx *c = tls_ctx_new(g.ca_file, true, NULL, NULL, err, sizeof err);
 
 	cr_assert_not_null(c, "tls_ctx_new: %s", err);
 	clean("tls_ctx_new");
@@ -345,18 +345,18 @@ static void fill_pattern(unsigned char *buf, size_t len, unsigned seed)
 Test(tls, ctx_default_paths_and_bad_files)
 {
 	char err[256] = "x";
-	struct tls_ctx *c = tls_ctx_new(NULL, NULL, NULL, err, sizeof err);
+	struct tls_ctx *c = tls_ctx_new(NULL, true, NULL, NULL, err, sizeof err);
 
 	cr_assert_not_null(c, "%s", err);
 	cr_assert_str_eq(err, "");
 	tls_ctx_free(c);
-	cr_assert_null(tls_ctx_new("/nonexistent/ca.pem", NULL, NULL, err, sizeof err));
+	cr_assert_null(tls_ctx_new("/nonexistent/ca.pem", true, NULL, NULL, err, sizeof err));
 	cr_assert(strncmp(err, "tls: cannot load CA file /nonexistent/ca.pem: ", 46) == 0, "%s", err);
-	cr_assert_null(tls_ctx_new(g.ca_file, "/nonexistent/c.pem", NULL, err, sizeof err));
+	cr_assert_null(tls_ctx_new(g.ca_file, true, "/nonexistent/c.pem", NULL, err, sizeof err));
 	cr_assert(strstr(err, "cannot load certificate file /nonexistent/c.pem") != NULL, "%s", err);
-	cr_assert_null(tls_ctx_new(g.ca_file, g.cli_cert, g.bad_key, err, sizeof err));
+	cr_assert_null(tls_ctx_new(g.ca_file, true, g.cli_cert, g.bad_key, err, sizeof err));
 	cr_assert(strstr(err, "mismatch") != NULL, "%s", err);
-	cr_assert_null(tls_ctx_new(g.ca_file, NULL, g.cli_key, err, sizeof err));
+	cr_assert_null(tls_ctx_new(g.ca_file, true, NULL, g.cli_key, err, sizeof err));
 	cr_assert(strstr(err, "without a certificate") != NULL, "%s", err);
 	clean("tls_ctx_new failures");
 }
@@ -475,7 +475,7 @@ Test(tls, client_certificate_presented)
 {
 	SSL_CTX *s = server_ctx(g.good, 0);
 	char err[256] = "";
-	struct tls_ctx *c = tls_ctx_new(g.ca_file, g.cli_cert, g.cli_key, err, sizeof err);
+	struct tls_ctx *c = tls_ctx_new(g.ca_file, true, g.cli_cert, g.cli_key, err, sizeof err);
 	struct pair p;
 	unsigned char buf[4];
 
