@@ -43,3 +43,21 @@ median() {
 		if (NR == 0) { print "nan"; exit }
 		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+
+# make_message SIZE FILE: the message smtp-source -l SIZE sends, octet for
+# octet in length: its headers (From, To, Date, Message-Id <%04x.%04x.%04x@HOST>),
+# then lines of 78 characters + CRLF and a last line of the remaining 1-80
+# characters + CRLF (SIZE + 2 octets of body; measured against smtp-source on
+# the wire), so that the sink reads as many octets per message from both.
+make_message() {  # uses $FROM and $TO
+	awk -v size="$1" -v from="$FROM" -v to="$TO" -v host="$(hostname)" 'BEGIN {
+		printf "From: <%s>\r\nTo: <%s>\r\n", from, to
+		printf "Date: Tue, 24 Nov 2026 19:33:52 +0000 (UTC)\r\n"
+		printf "Message-Id: <0b0e.0001.0000@%s>\r\n\r\n", host
+		x = "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
+		k = int((size - 1) / 80)
+		for (i = 1; i <= k; i++)
+			printf "%d%s\r\n", i % 10, substr(x, 1, 77)
+		printf "%s\r\n", substr(x, 1, size - 80 * k)
+	}' >"$2"
+}

@@ -37,6 +37,8 @@
 #   SIZES       payload sizes in octets  (default: "1024 102400")
 #   SESSIONS    session counts           (default: "100 1000")
 #   GROUPED     1 = also run volley with --max-recipients 100 (default: 1)
+#   ALT_ARGS    also run volley (1 rcpt/txn) with these extra arguments, in
+#               turn with the others (an A/B row; e.g. "--batch-window 0")
 #   RUN_TIMEOUT seconds allowed for one sender run (default: 300)
 #   QUIET_PCT, QUIET_WAIT  before each run, wait up to QUIET_WAIT s (default
 #               60) for other processes to use < QUIET_PCT % (default 25) of a
@@ -62,6 +64,7 @@ MSGS_100K=${MSGS_100K:-10000}
 SIZES=${SIZES:-"1024 102400"}
 SESSIONS=${SESSIONS:-"100 1000"}
 GROUPED=${GROUPED:-1}
+ALT_ARGS=${ALT_ARGS:-}
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 QUIET_PCT=${QUIET_PCT:-25}
 QUIET_WAIT=${QUIET_WAIT:-60}
@@ -201,24 +204,6 @@ msgs_for() {
 	fi
 }
 
-# make_message SIZE FILE: headers like smtp-source's own (From, To, Date,
-# Message-Id; ~130 octets), then a body of exactly SIZE octets on the wire,
-# CRLF lines of at most 80 octets, as smtp-source -l SIZE sends.
-make_message() {
-	awk -v size="$1" -v from="$FROM" -v to="$TO" 'BEGIN {
-		printf "From: <%s>\r\nTo: <%s>\r\n", from, to
-		printf "Date: Tue, 24 Nov 2026 19:33:52 +0000 (UTC)\r\n"
-		printf "Message-Id: <bench.0001.0001@volley.invalid>\r\n\r\n"
-		x = "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
-		n = 0; i = 1
-		while (n < size) {
-			len = size - n - 2; if (len > 78) len = 78; if (len < 1) len = 1
-			printf "%s%s\r\n", i % 10, substr(x, 1, len - 1)
-			n += len + 2; i++
-		}
-	}' >"$2"
-}
-
 # make_job SIZE N: job file with N distinct recipients.
 make_job() {
 	local size=$1 n=$2 dir="$work/s$1"
@@ -238,13 +223,14 @@ measure() {
 	local out="$work/run.out" err="$work/run.err" tfile="$work/run.time"
 	local cmd t0 t1 s0 s1 b0 b1 rc
 	case $kind in
-	volley1|volley100)
-		local rcpts=1; [[ $kind == volley100 ]] && rcpts=100
+	volley1|volley100|volleyalt)
+		local rcpts=1 alt=; [[ $kind == volley100 ]] && rcpts=100
+		[[ $kind == volleyalt ]] && alt=$ALT_ARGS
 		rm -f "$work/results.jsonl"
 		# shellcheck disable=SC2206
 		cmd=("$VOLLEY" send --relay "$HOST:$PORT" --connections "$sessions"
 			--max-recipients "$rcpts" --results "$work/results.jsonl" --force
-			--quiet $VOLLEY_ARGS "$dir/job")
+			--quiet $VOLLEY_ARGS $alt "$dir/job")
 		;;
 	source)
 		cmd=("$SMTP_SOURCE" -d -s "$sessions" -m "$n" -l "$size"
@@ -308,6 +294,7 @@ log "$(nproc) CPUs, kernel $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | 
 
 kinds=(volley1 source)
 (( GROUPED )) && kinds+=(volley100)
+[[ -n $ALT_ARGS ]] && kinds+=(volleyalt)
 
 runs="$work/runs.csv"
 echo "sender,size,sessions,run,msgs,wall_s,cpu_s,msgs_per_s,cpu_us_per_msg,sender_cpu_pct,sink_cpu_pct,other_cpu_pct" >"$runs"
@@ -341,6 +328,7 @@ elapsed=$(( $(date +%s) - start ))
 label() {
 	case $1 in
 	volley1) echo "volley (1 rcpt/txn)" ;;
+	volleyalt) echo "volley (1 rcpt/txn) $ALT_ARGS" ;;
 	source) echo "smtp-source -d" ;;
 	volley100) echo "volley (100 rcpt/txn) - recipients/s, NOT comparable" ;;
 	esac

@@ -394,20 +394,8 @@ wait_drained() {
 
 # --- inputs -----------------------------------------------------------------
 
-# The message: smtp-source's 4 headers, then a body of exactly SIZE octets
-# of CRLF lines (as bench/relay.sh).
-awk -v size="$SIZE" -v from="$FROM" -v to="$TO" 'BEGIN {
-	printf "From: <%s>\r\nTo: <%s>\r\n", from, to
-	printf "Date: Tue, 24 Nov 2026 19:33:52 +0000 (UTC)\r\n"
-	printf "Message-Id: <bench.0001.0001@volley.invalid>\r\n\r\n"
-	x = "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
-	n = 0; i = 1
-	while (n < size) {
-		len = size - n - 2; if (len > 78) len = 78; if (len < 1) len = 1
-		printf "%s%s\r\n", i % 10, substr(x, 1, len - 1)
-		n += len + 2; i++
-	}
-}' >"$work/msg.eml"
+# The message: what smtp-source -l SIZE sends (bench/lib.sh, as bench/relay.sh).
+make_message "$SIZE" "$work/msg.eml"
 
 rcpts_for() { if (( $1 == 1 )); then echo "$MSGS"; else echo "$RCPTS"; fi; }
 

@@ -8,22 +8,22 @@
 #define VOLLEY_BATCH_H
 #include <stdint.h>
 
-#define BATCH_EST_MS 16u          /* the rate is measured over at least this many ms */
+#define BATCH_EST_US 4000u        /* the rate is measured over at least this many µs */
 #define BATCH_MAX_WINDOW_MS 100u  /* the longest window the option accepts */
 
 /* The estimator. */
 struct batch {
 	uint32_t window_us;           /* the longest a reply may wait to be handled; 0 = off */
-	int64_t t0;                   /* start of the measuring window, ms */
+	int64_t t0;                   /* start of the measuring window, µs */
 	uint32_t seen;                /* replies since t0 */
 	uint32_t per_window;          /* replies per window_us in the last measurement */
 };
 
-/* batch_init - window_us 0 turns batching off. */
-void batch_init(struct batch *b, uint32_t window_us, int64_t now_ms);
+/* batch_init - window_us 0 turns batching off; times are monotonic µs. */
+void batch_init(struct batch *b, uint32_t window_us, int64_t now_us);
 
-/* batch_note - replies handled since the last call, at now_ms. */
-void batch_note(struct batch *b, uint32_t replies, int64_t now_ms);
+/* batch_note - replies handled since the last call, at now_us. */
+void batch_note(struct batch *b, uint32_t replies, int64_t now_us);
 
 /* batch_want - how many replies to wait for with `waiting` sessions awaiting
  * one: 1 means no batching (wake up for the first, no timer). */

@@ -9,4 +9,7 @@ int64_t clock_ms(void);
 /* clock_ms_precise - monotonic milliseconds, precise. */
 int64_t clock_ms_precise(void);
 
+/* clock_us - monotonic microseconds, precise. */
+int64_t clock_us(void);
+
 #endif

@@ -955,7 +955,7 @@ static void loop(struct worker *w)
 {
 	arm_timer(w);
 	w->now = clock_ms();
-	batch_init(&w->batch, w->ring.lazy_wake ? w->cfg->batch_window_us : 0, w->now);
+	batch_init(&w->batch, w->ring.lazy_wake ? w->cfg->batch_window_us : 0, clock_us());
 	w->synced_ms = w->now;
 	route_feed(w, FEED_BATCH);
 	route_schedule(w);
@@ -965,8 +965,9 @@ static void loop(struct worker *w)
 		if (done && !w->res_inflight && !w->sync_inflight)
 			break;
 		/* Sends complete during the enter (the socket has room), so they are
-		 * added to the replies to wait for. */
-		unsigned want = batch_want(&w->batch, w->nsess - w->nidle);
+		 * added to the replies to wait for. While DNS answers are awaited, no
+		 * batching: an answer holds back its domain's recipients. */
+		unsigned want = route_busy(w) ? 1 : batch_want(&w->batch, w->nsess - w->nidle);
 		int rc = ring_submit_wait(&w->ring, want > 1 ? w->sends_queued + want : 1,
 		                          w->batch.window_us);
 		w->sends_queued = 0;
@@ -985,7 +986,8 @@ static void loop(struct worker *w)
 			n++;
 		}
 		io_uring_cq_advance(&w->ring.u, n);
-		batch_note(&w->batch, replies, w->now);
+		if (w->batch.window_us)
+			batch_note(&w->batch, replies, clock_us());
 		requeue_due(w);
 		if (work_left(w) && w->pool.used < ROUTE_QUEUE_CAP / 2)
 			route_feed(w, FEED_BATCH);

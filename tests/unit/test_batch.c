@@ -2,11 +2,11 @@
 #include <criterion/criterion.h>
 #include "batch.h"
 
-/* feed - `per_ms` replies every ms for `ms` ms, from *now on. */
+/* feed - `per_ms` replies every ms for `ms` ms, from *now (µs) on. */
 static void feed(struct batch *b, int64_t *now, uint32_t per_ms, unsigned ms)
 {
 	for (unsigned i = 0; i < ms; i++) {
-		*now += 1;
+		*now += 1000;
 		batch_note(b, per_ms, *now);
 	}
 }
@@ -14,7 +14,7 @@ static void feed(struct batch *b, int64_t *now, uint32_t per_ms, unsigned ms)
 Test(batch, off_means_one)
 {
 	struct batch b;
-	int64_t now = 1000;
+	int64_t now = 1000000;
 	batch_init(&b, 0, now);
 	feed(&b, &now, 100, 100);
 	cr_assert_eq(batch_want(&b, 100), 1);
@@ -23,16 +23,16 @@ Test(batch, off_means_one)
 Test(batch, no_estimate_yet_means_one)
 {
 	struct batch b;
-	int64_t now = 1000;
+	int64_t now = 1000000;
 	batch_init(&b, 1000, now);
-	feed(&b, &now, 100, BATCH_EST_MS - 1);
+	feed(&b, &now, 100, BATCH_EST_US / 1000 - 1);
 	cr_assert_eq(batch_want(&b, 100), 1, "a rate is known only after a measuring window");
 }
 
 Test(batch, three_quarters_of_a_window)
 {
 	struct batch b;
-	int64_t now = 1000;
+	int64_t now = 1000000;
 	batch_init(&b, 1000, now);        /* 1 ms window */
 	feed(&b, &now, 20, 40);           /* 20 replies per ms */
 	cr_assert_eq(b.per_window, 20);
@@ -45,7 +45,7 @@ Test(batch, three_quarters_of_a_window)
 Test(batch, at_most_half_of_the_waiting_sessions)
 {
 	struct batch b;
-	int64_t now = 1000;
+	int64_t now = 1000000;
 	batch_init(&b, 1000, now);
 	feed(&b, &now, 50, 40);
 	cr_assert_eq(batch_want(&b, 100), 37);
@@ -57,36 +57,38 @@ Test(batch, at_most_half_of_the_waiting_sessions)
 Test(batch, slow_replies_are_not_batched)
 {
 	struct batch b;
-	int64_t now = 1000;
+	int64_t now = 1000000;
 	batch_init(&b, 1000, now);
 	for (unsigned i = 0; i < 100; i++) { /* one reply every 10 ms */
-		now += 10;
+		now += 10000;
 		batch_note(&b, 1, now);
 	}
 	cr_assert_eq(batch_want(&b, 100), 1);
 }
 
-Test(batch, follows_a_drop_within_one_measuring_window)
+Test(batch, follows_a_change_within_one_measuring_window)
 {
 	struct batch b;
-	int64_t now = 1000;
+	int64_t now = 1000000;
 	batch_init(&b, 1000, now);
 	feed(&b, &now, 40, 64);
 	cr_assert_gt(batch_want(&b, 1000), 1);
-	feed(&b, &now, 0, 2 * BATCH_EST_MS); /* the server stops answering */
+	feed(&b, &now, 0, 2 * BATCH_EST_US / 1000); /* the server stops answering */
 	cr_assert_eq(batch_want(&b, 1000), 1);
+	feed(&b, &now, 40, 2 * BATCH_EST_US / 1000); /* and starts again */
+	cr_assert_eq(batch_want(&b, 1000), 30);
 }
 
 Test(batch, a_long_gap_does_not_overflow)
 {
 	struct batch b;
-	int64_t now = 1000;
+	int64_t now = 1000000;
 	batch_init(&b, BATCH_MAX_WINDOW_MS * 1000, now);
 	batch_note(&b, UINT32_MAX, now + 1);
-	batch_note(&b, UINT32_MAX, now + BATCH_EST_MS);
+	batch_note(&b, UINT32_MAX, now + BATCH_EST_US);
 	cr_assert_eq(b.seen, 0);
 	cr_assert_gt(b.per_window, 0);
 	cr_assert_eq(batch_want(&b, 10), 5);
-	batch_note(&b, 3, now + 1000000000LL); /* idle for days */
+	batch_note(&b, 3, now + 1000000000000LL); /* idle for days */
 	cr_assert_eq(batch_want(&b, 1000), 1);
 }
