@@ -932,11 +932,12 @@ static void requeue_due(struct worker *w)
 		route_rcpt(w, &retry_get(&w->rt, id)->r);
 }
 
-/* interrupted_rest - after a stop, every recipient not sent gets its line. */
-static void interrupted_rest(struct worker *w)
+/* interrupted_rest - after a stop (or a failed start: why), every recipient not sent
+ * gets its line. */
+static void interrupted_rest(struct worker *w, const char *why)
 {
-	static const struct route_fail f = { .ai = -1, .status = RS_DEFERRED, .untried = true,
-		.reason = "not attempted: the run was interrupted" };
+	struct route_fail f = { .ai = -1, .status = RS_DEFERRED, .untried = true };
+	snprintf(f.reason, sizeof f.reason, "not attempted: %.230s", why);
 	struct rcpt r;
 	uint32_t id;
 	/* Waiting for a retry: the last outcome, which names its destination; so before
@@ -1028,6 +1029,8 @@ static int worker_setup(struct worker *w)
 	unsigned cq = 4 * (w->nsess + 16) + 4 * RESOLVER_SLOTS;
 	if (cq < 2 * sq)
 		cq = 2 * sq;
+	if (cq > RING_MAX_CQ) /* the kernel's limit; past it, NODROP keeps the overflow */
+		cq = RING_MAX_CQ;
 	if (ring_init(&w->ring, sq, cq, w->err, sizeof w->err) < 0)
 		return -1;
 	snprintf(w->st->ring_mode, sizeof w->st->ring_mode, "%s", ring_mode(&w->ring));
@@ -1051,8 +1054,11 @@ static void *worker_main(void *arg)
 	else
 		w->rc = -1;
 	if (!w->rf.buf[RES_NBUF - 1] || !w->pool.node)
-		return NULL;
-	interrupted_rest(w);
+		return NULL; /* no buffers: engine_run writes this slice's lines */
+	char why[300];
+	snprintf(why, sizeof why, ok ? "the run was interrupted" :
+	         "engine thread %u could not start: %s", w->id, w->err);
+	interrupted_rest(w, why);
 	if (ok)
 		ring_exit(&w->ring);
 	if (resfile_drain(&w->rf) < 0 && w->rc == 0) {
@@ -1062,6 +1068,7 @@ static void *worker_main(void *arg)
 	atomic_store_explicit(&w->st->sync_writes, w->rf.sync_writes, memory_order_relaxed);
 	atomic_store_explicit(&w->st->dns_queries, w->res.queries, memory_order_relaxed);
 	atomic_store_explicit(&w->st->dns_tcp, w->res.tcp_queries, memory_order_relaxed);
+	w->covered = true;
 	return NULL;
 }
 
@@ -1094,6 +1101,61 @@ static int join_for(pthread_t th, long ms)
 }
 
 /* engine_run - split the job, run the threads, wait for them, calling tick meanwhile. */
+/* write_lines - write n octets of result lines to fd (main thread, blocking). */
+static int write_lines(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* orphan_slice - the lines of a slice no thread could take (its thread did not
+ * start, or had no memory for its buffers): written here, so that every recipient
+ * still gets exactly one line. Good lines are deferred "not attempted: why", bad
+ * ones failed as usual. */
+static int orphan_slice(const struct engine_config *cfg, struct job_cursor cur,
+                        struct engine_stats *st, const char *why)
+{
+	char buf[4 * RESULT_MAX_LINE], addr[ADDR_MAX_MAILBOX + 1], reason[320];
+	size_t used = 0;
+	struct rcpt r;
+	const char *bad = NULL;
+	int rc;
+	snprintf(reason, sizeof reason, "not attempted: %.300s", why);
+	while ((rc = job_next(cfg->job, &cur, &r, &bad)) != 0) {
+		if (cfg->resume && resume_final(cfg->resume, r.line))
+			continue;
+		struct result res = { .line = r.line, .attempts = 0, .ms = -1 };
+		if (rc > 0) {
+			res.rcpt = addr;
+			res.rcpt_len = rcpt_addr(&r, addr);
+			res.status = RS_DEFERRED;
+			res.reply = reason;
+		} else {
+			res.rcpt = r.raw;
+			res.rcpt_len = r.raw_len;
+			res.status = RS_FAILED;
+			res.reply = bad ? bad : "bad line";
+		}
+		res.reply_len = strlen(res.reply);
+		if (sizeof buf - used < RESULT_MAX_LINE) {
+			if (write_lines(cfg->results_fd, buf, used) < 0)
+				return -1;
+			used = 0;
+		}
+		used += result_format(buf + used, sizeof buf - used, &res);
+		atomic_fetch_add_explicit(rc > 0 ? &st->deferred : &st->failed, 1, memory_order_relaxed);
+	}
+	return write_lines(cfg->results_fd, buf, used);
+}
+
 int engine_run(const struct engine_config *cfg, struct engine_stats *stats,
                void (*tick)(void *), void *arg, char *err, size_t errlen)
 {
@@ -1116,8 +1178,10 @@ int engine_run(const struct engine_config *cfg, struct engine_stats *stats,
 		w[i].dontneed_from = cur[i].p;
 		w[i].nsess = cfg->connections / n + (i < cfg->connections % n ? 1 : 0);
 		w[i].rf.inflight = -1;
-		if (pthread_create(&w[i].th, NULL, worker_main, &w[i]) != 0) {
-			snprintf(err, errlen, "cannot start thread %u", i);
+		int e = pthread_create(&w[i].th, NULL, worker_main, &w[i]);
+		if (e != 0) {
+			snprintf(err, errlen, "cannot start thread %u: %s", i, strerror(e));
+			snprintf(w[i].err, sizeof w[i].err, "pthread_create: %s", strerror(e));
 			engine_stop();
 			n = i;
 			rc = -1;
@@ -1135,7 +1199,16 @@ int engine_run(const struct engine_config *cfg, struct engine_stats *stats,
 			rc = -1;
 		}
 	}
-	for (unsigned i = 0; i < n; i++) { /* eventfds last: another thread may still write one */
+	for (unsigned i = 0; i < cfg->threads; i++) {
+		char why[320];
+		snprintf(why, sizeof why, "engine thread %u could not start: %s", i,
+		         w[i].err[0] ? w[i].err : "stopped before it started");
+		if (!w[i].covered && orphan_slice(cfg, cur[i], &stats[i], why) < 0 && rc == 0) {
+			snprintf(err, errlen, "writing results: %s", strerror(errno));
+			rc = -1;
+		}
+	}
+	for (unsigned i = 0; i < cfg->threads; i++) { /* eventfds last: another thread may still write one */
 		if (w[i].res.efd > 0)
 			close(w[i].res.efd);
 		worker_free(&w[i]);

@@ -25,6 +25,8 @@
 #define IORING_ASYNC_CANCEL_FD (1U << 1)
 #endif
 
+#define RING_MAX_CQ 65536u       /* IORING_MAX_CQ_ENTRIES: a larger CQ is refused (EINVAL) */
+
 /* A thread's ring and what the kernel granted. */
 struct ring {
 	struct io_uring u;       /* the ring */

@@ -1,19 +1,23 @@
 #!/usr/bin/python3
 """test_cli.py - volley's command line: help and version, usage errors (exit 2),
 the results file (default name, refusal to overwrite, --force), --quiet,
-relays given as a name, an IPv6 literal and without a port.
+relays given as a name, an IPv6 literal and without a port, and engine threads
+that cannot start (exit 1, still one line per recipient).
 """
 import os
+import resource
 import stat
 import re
 import socket
+import subprocess
 import sys
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import (REPO, TESTDIR, AiosmtpdServer, Failure, Skip, SmtpSink, check,  # noqa: E402
-                 check_eq, check_one_result_per_line, ipv6_loopback_ok, rcpt_lines,
-                 read_results, run_cases, run_volley, statuses, tmpdir, write_job)
+from lib import (REPO, SANITIZE, TESTDIR, VOLLEY, AiosmtpdServer, Failure, Skip,  # noqa: E402
+                 SmtpSink, check, check_eq, check_exit, check_one_result_per_line,
+                 ipv6_loopback_ok, rcpt_lines, read_results, run_cases, run_volley, statuses,
+                 tmpdir, write_job)
 
 OPTIONS = ["--relay", "--connections", "--threads", "--results", "--force",
            "--max-messages-per-connection", "--max-recipients", "--helo", "--quiet", "--help",
@@ -214,10 +218,48 @@ def test_relay_default_port():
             check(sink.messages() >= 1, "--relay 127.0.0.1: the sink on port 25 got the mail")
 
 
+def test_engine_cannot_start():
+    """Engine threads without memory for their sessions (an address-space limit):
+    exit 1, nothing sent, and still exactly one line per recipient: deferred "not
+    attempted: engine thread N could not start: ..." (written by the main thread,
+    since the threads have no buffers), and the bad line failed as always."""
+    if SANITIZE:
+        raise Skip("ASan's shadow memory does not fit an address-space limit")
+    limit = 256 << 20
+
+    def cap_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    with tmpdir() as d:
+        with SmtpSink(d) as sink:
+            job = write_job(d, [f"nomem{i}@example.org" for i in range(40)] + ["no-at-sign"],
+                            MESSAGE)
+            res = os.path.join(d, "out.jsonl")
+            cmd = [VOLLEY, "send", "--relay", sink.relay, "--threads", "2",
+                   "--connections", "65536", "--results", res, "--force", "--quiet", job]
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=60, preexec_fn=cap_memory)
+            err = p.stderr.decode(errors="replace")
+            check_exit(cmd, p.returncode, err)
+            check_eq(p.returncode, 1, "threads that cannot start: exit status 1")
+            check("out of memory" in err, "stderr says why", err[-300:])
+            results = read_results(res)
+            by_line = check_one_result_per_line(results, rcpt_lines(job))
+            check_eq(statuses(results), {"deferred": 40, "failed": 1},
+                     "40 deferred, the bad line failed")
+            for r in by_line.values():
+                if r["status"] == "deferred":
+                    check(r["reply"].startswith("not attempted: engine thread ") and
+                          "could not start: out of memory" in r["reply"] and
+                          r["attempts"] == 0, "deferred lines say why, 0 attempts", f"{r}")
+            check_eq(sink.messages(), 0, "nothing was sent")
+
+
 if __name__ == "__main__":
     try:
         run_cases("test_cli", [test_help_and_version, test_usage_errors, test_results_file,
-                               test_relay_ipv6, test_relay_name, test_relay_default_port])
+                               test_relay_ipv6, test_relay_name, test_relay_default_port,
+                               test_engine_cannot_start])
     except Failure as e:
         print(f"FAIL {e}")
         sys.exit(1)
