@@ -111,6 +111,8 @@ void route_teardown(struct worker *w, const struct route_fail *why)
 		for (struct domain *d = w->dom[b], *n; d; d = n) {
 			n = d->hnext;
 			flush_queue(w, &d->q, why, NULL);
+			free(d->alias);
+			free(d->fail);
 			free(d);
 		}
 	}
@@ -213,10 +215,11 @@ static struct domain *domain_new(struct worker *w, const char *name, uint32_t h)
 {
 	if (w->ndom >= ROUTE_MAX_DOMAINS)
 		return NULL;
-	struct domain *d = calloc(1, sizeof *d);
+	size_t len = strlen(name);
+	struct domain *d = calloc(1, sizeof *d + len + 1);
 	if (!d)
 		return NULL;
-	snprintf(d->name, sizeof d->name, "%s", name);
+	memcpy(d->name, name, len + 1);
 	d->hnext = w->dom[h % DOMAIN_BUCKETS];
 	w->dom[h % DOMAIN_BUCKETS] = d;
 	w->ndom++;
@@ -273,8 +276,8 @@ static void route_one(struct worker *w, const struct rcpt *r)
 		route_set_fail(&f, RS_DEFERRED, 0, "4.3.0", "too many domains in one thread (%u)",
 		               ROUTE_MAX_DOMAINS);
 		emit_fail(w, r, &f, NULL);
-	} else if (d->failed && (d->fail.status != RS_DEFERRED || w->now < d->fail_until)) {
-		emit_fail(w, r, &d->fail, NULL);
+	} else if (d->failed && (d->fail->status != RS_DEFERRED || w->now < d->fail_until)) {
+		emit_fail(w, r, d->fail, NULL);
 	} else if (d->failed) { /* a temporary failure: look the domain up again */
 		d->failed = false;
 		d->cnames = 0;
@@ -414,9 +417,13 @@ static struct dest *dest_new(struct worker *w, const char *key, uint32_t h,
 /* domain_fail - the domain cannot be delivered to: its parked recipients get f. */
 static void domain_fail(struct worker *w, struct domain *dm, const struct route_fail *f)
 {
-	dm->failed = true;
-	dm->fail = *f;
-	dm->fail_until = w->now + w->cfg->retry_initial / 2;
+	if (!dm->fail)
+		dm->fail = malloc(sizeof *dm->fail);
+	if (dm->fail) { /* without memory to remember it, the next recipient asks again */
+		*dm->fail = *f;
+		dm->failed = true;
+		dm->fail_until = w->now + w->cfg->retry_initial / 2;
+	}
 	flush_queue(w, &dm->q, f, NULL);
 }
 
@@ -447,7 +454,14 @@ static void on_mx(struct worker *w, struct domain *dm, const struct dns_answer *
 			domain_fail(w, dm, &f);
 			return;
 		}
-		snprintf(dm->alias, sizeof dm->alias, "%s", a->canon);
+		char *alias = strdup(a->canon);
+		if (!alias) {
+			route_set_fail(&f, RS_DEFERRED, 0, "4.3.0", "out of memory routing %s", dm->name);
+			domain_fail(w, dm, &f);
+			return;
+		}
+		free(dm->alias);
+		dm->alias = alias;
 		dm->lk.name = dm->alias;
 		resolver_lookup(&w->res, &dm->lk, w->now);
 		return;

@@ -33,6 +33,31 @@ static int probe_ops(struct ring *r, char *err, size_t errlen)
 	return 0;
 }
 
+/* probe_cancel_fd - closing a session cancels its operations by file (Linux 5.19);
+ * older kernels refuse the flag with EINVAL, and sessions could not be closed. */
+static int probe_cancel_fd(struct ring *r, char *err, size_t errlen)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->u);
+	struct io_uring_cqe *cqe = NULL;
+	if (!sqe) {
+		snprintf(err, errlen, "io_uring: no submission entry for the cancel probe");
+		return -1;
+	}
+	io_uring_prep_cancel_fd(sqe, r->u.ring_fd, IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, 0);
+	int rc = io_uring_submit_and_wait(&r->u, 1);
+	if (rc >= 0)
+		rc = io_uring_peek_cqe(&r->u, &cqe);
+	int res = rc == 0 && cqe ? cqe->res : rc;
+	if (cqe)
+		io_uring_cqe_seen(&r->u, cqe);
+	if (res == -EINVAL) {
+		snprintf(err, errlen, "io_uring: kernel cannot cancel by file (need Linux 5.19 or newer)");
+		return -1;
+	}
+	return 0;
+}
+
 /* ring_init - try flag sets from best to plainest. */
 int ring_init(struct ring *r, unsigned sq_entries, unsigned cq_entries, char *err, size_t errlen)
 {
@@ -64,7 +89,10 @@ int ring_init(struct ring *r, unsigned sq_entries, unsigned cq_entries, char *er
 				io_uring_queue_exit(&r->u);
 				return -1;
 			}
-			return probe_ops(r, err, errlen) == 0 ? 0 : (io_uring_queue_exit(&r->u), -1);
+			if (probe_ops(r, err, errlen) == 0 && probe_cancel_fd(r, err, errlen) == 0)
+				return 0;
+			io_uring_queue_exit(&r->u);
+			return -1;
 		}
 		if (rc != -EINVAL)
 			break;

@@ -88,17 +88,17 @@ struct dest {
 };
 
 /* A recipient domain seen by this thread. */
-struct domain {
+struct domain {                  /* ~100 octets + the name: a thread may hold a million */
 	struct domain *hnext;
-	char name[DNS_MAX_NAME + 1];
-	char alias[DNS_MAX_NAME + 1]; /* where a CNAME-only answer pointed, asked next */
+	char *alias;                 /* where a CNAME-only answer pointed, asked next (malloc'd) */
 	unsigned cnames;             /* CNAME-only answers followed so far */
 	struct lookup lk;            /* its MX lookup */
 	struct dest *dest;           /* when known */
-	bool failed;
+	bool failed;                 /* then fail is set */
 	int64_t fail_until;          /* ms: a temporary failure is retried after this */
-	struct route_fail fail;
+	struct route_fail *fail;     /* the outcome for its recipients once failed (malloc'd) */
 	struct rqueue q;             /* recipients parked while the MX lookup runs */
+	char name[];                 /* lower case */
 };
 
 /* rpool_init - allocate cap nodes. */
