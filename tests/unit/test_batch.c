@@ -2,6 +2,8 @@
 #include <criterion/criterion.h>
 #include "batch.h"
 
+#define T0 1000000 /* µs: any start */
+
 /* feed - `per_ms` replies every ms for `ms` ms, from *now (µs) on. */
 static void feed(struct batch *b, int64_t *now, uint32_t per_ms, unsigned ms)
 {
@@ -11,43 +13,44 @@ static void feed(struct batch *b, int64_t *now, uint32_t per_ms, unsigned ms)
 	}
 }
 
-Test(batch, off_means_one)
+/* measured - a fresh estimator with a window of window_us, fed per_ms replies a ms for ms ms. */
+static struct batch measured(uint32_t window_us, uint32_t per_ms, unsigned ms, int64_t *now)
 {
 	struct batch b;
-	int64_t now = 1000000;
-	batch_init(&b, 0, now);
-	feed(&b, &now, 100, 100);
+	*now = T0;
+	batch_init(&b, window_us, *now);
+	feed(&b, now, per_ms, ms);
+	return b;
+}
+
+Test(batch, off_means_one)
+{
+	int64_t now;
+	struct batch b = measured(0, 100, 100, &now);
 	cr_assert_eq(batch_want(&b, 100), 1);
 }
 
 Test(batch, no_estimate_yet_means_one)
 {
-	struct batch b;
-	int64_t now = 1000000;
-	batch_init(&b, 1000, now);
-	feed(&b, &now, 100, BATCH_EST_US / 1000 - 1);
+	int64_t now;
+	struct batch b = measured(1000, 100, BATCH_EST_US / 1000 - 1, &now);
 	cr_assert_eq(batch_want(&b, 100), 1, "a rate is known only after a measuring window");
 }
 
 Test(batch, three_quarters_of_a_window)
 {
-	struct batch b;
-	int64_t now = 1000000;
-	batch_init(&b, 1000, now);        /* 1 ms window */
-	feed(&b, &now, 20, 40);           /* 20 replies per ms */
+	int64_t now;
+	struct batch b = measured(1000, 20, 40, &now); /* 1 ms window, 20 replies per ms */
 	cr_assert_eq(b.per_window, 20);
 	cr_assert_eq(batch_want(&b, 1000), 15);
-	batch_init(&b, 2000, now);        /* 2 ms window: 40 per window */
-	feed(&b, &now, 20, 40);
+	b = measured(2000, 20, 40, &now);              /* 2 ms window: 40 per window */
 	cr_assert_eq(batch_want(&b, 1000), 30);
 }
 
 Test(batch, at_most_half_of_the_waiting_sessions)
 {
-	struct batch b;
-	int64_t now = 1000000;
-	batch_init(&b, 1000, now);
-	feed(&b, &now, 50, 40);
+	int64_t now;
+	struct batch b = measured(1000, 50, 40, &now);
 	cr_assert_eq(batch_want(&b, 100), 37);
 	cr_assert_eq(batch_want(&b, 40), 20);
 	cr_assert_eq(batch_want(&b, 3), 1, "one of three: no batching");
@@ -56,9 +59,8 @@ Test(batch, at_most_half_of_the_waiting_sessions)
 
 Test(batch, slow_replies_are_not_batched)
 {
-	struct batch b;
-	int64_t now = 1000000;
-	batch_init(&b, 1000, now);
+	int64_t now;
+	struct batch b = measured(1000, 0, 0, &now);
 	for (unsigned i = 0; i < 100; i++) { /* one reply every 10 ms */
 		now += 10000;
 		batch_note(&b, 1, now);
@@ -68,10 +70,8 @@ Test(batch, slow_replies_are_not_batched)
 
 Test(batch, follows_a_change_within_one_measuring_window)
 {
-	struct batch b;
-	int64_t now = 1000000;
-	batch_init(&b, 1000, now);
-	feed(&b, &now, 40, 64);
+	int64_t now;
+	struct batch b = measured(1000, 40, 64, &now);
 	cr_assert_gt(batch_want(&b, 1000), 1);
 	feed(&b, &now, 0, 2 * BATCH_EST_US / 1000); /* the server stops answering */
 	cr_assert_eq(batch_want(&b, 1000), 1);
@@ -81,9 +81,8 @@ Test(batch, follows_a_change_within_one_measuring_window)
 
 Test(batch, a_long_gap_does_not_overflow)
 {
-	struct batch b;
-	int64_t now = 1000000;
-	batch_init(&b, BATCH_MAX_WINDOW_MS * 1000, now);
+	int64_t now;
+	struct batch b = measured(BATCH_MAX_WINDOW_MS * 1000, 0, 0, &now);
 	batch_note(&b, UINT32_MAX, now + 1);
 	batch_note(&b, UINT32_MAX, now + BATCH_EST_US);
 	cr_assert_eq(b.seen, 0);
