@@ -257,6 +257,8 @@ static const struct ccase local_cases[] = {
 	{ D, 0, "4.3.0", "out of memory routing example.com", "local" },
 	{ D, 0, "4.3.0", "internal queue full", "local" },
 	{ D, 0, NULL, "not attempted: the run was interrupted", "interrupted" },
+	{ D, 0, NULL, "not attempted: engine thread 1 could not start: out of memory for 32768 "
+	  "sessions", "local" },
 	{ D, 0, NULL, "the run was interrupted before the server answered (192.0.2.10:25); the message may "
 	  "have been accepted", "interrupted" },
 	/* bad job lines */
