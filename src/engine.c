@@ -1100,7 +1100,6 @@ static int join_for(pthread_t th, long ms)
 	return pthread_timedjoin_np(th, NULL, &ts);
 }
 
-/* engine_run - split the job, run the threads, wait for them, calling tick meanwhile. */
 /* write_lines - write n octets of result lines to fd (main thread, blocking). */
 static int write_lines(int fd, const char *p, size_t n)
 {
@@ -1156,6 +1155,7 @@ static int orphan_slice(const struct engine_config *cfg, struct job_cursor cur,
 	return write_lines(cfg->results_fd, buf, used);
 }
 
+/* engine_run - split the job, run the threads, wait for them, calling tick meanwhile. */
 int engine_run(const struct engine_config *cfg, struct engine_stats *stats,
                void (*tick)(void *), void *arg, char *err, size_t errlen)
 {
@@ -1201,8 +1201,10 @@ int engine_run(const struct engine_config *cfg, struct engine_stats *stats,
 	}
 	for (unsigned i = 0; i < cfg->threads; i++) {
 		char why[320];
-		snprintf(why, sizeof why, "engine thread %u could not start: %s", i,
-		         w[i].err[0] ? w[i].err : "stopped before it started");
+		if (w[i].err[0])
+			snprintf(why, sizeof why, "engine thread %u could not start: %s", i, w[i].err);
+		else /* never created: an earlier thread could not be */
+			snprintf(why, sizeof why, "engine thread %u was not started: the run was stopped", i);
 		if (!w[i].covered && orphan_slice(cfg, cur[i], &stats[i], why) < 0 && rc == 0) {
 			snprintf(err, errlen, "writing results: %s", strerror(errno));
 			rc = -1;
