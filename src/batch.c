@@ -25,7 +25,9 @@ void batch_note(struct batch *b, uint32_t replies, int64_t now_us)
 }
 
 /* batch_want - three quarters of a window's replies (so the count, not the
- * timer, usually ends the wait), at most half of the sessions waiting. */
+ * timer, usually ends the wait), at most half of the sessions waiting; below
+ * BATCH_MIN, no batch: arming the timer (a VM exit on these machines) would
+ * cost more than the wake-ups it saves. */
 uint32_t batch_want(const struct batch *b, uint32_t waiting)
 {
 	if (b->window_us == 0)
@@ -33,5 +35,5 @@ uint32_t batch_want(const struct batch *b, uint32_t waiting)
 	uint32_t want = b->per_window / 4 * 3 + b->per_window % 4 * 3 / 4;
 	if (want > waiting / 2)
 		want = waiting / 2;
-	return want < 2 ? 1 : want;
+	return want < BATCH_MIN ? 1 : want;
 }

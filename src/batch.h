@@ -10,6 +10,7 @@
 
 #define BATCH_EST_US 4000u        /* the rate is measured over at least this many µs */
 #define BATCH_MAX_WINDOW_MS 100u  /* the longest window the option accepts */
+#define BATCH_MIN 16u             /* smaller batches do not pay for the wait's timer */
 
 /* The estimator. */
 struct batch {

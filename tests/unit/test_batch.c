@@ -40,11 +40,22 @@ Test(batch, no_estimate_yet_means_one)
 Test(batch, three_quarters_of_a_window)
 {
 	int64_t now;
-	struct batch b = measured(1000, 20, 40, &now); /* 1 ms window, 20 replies per ms */
-	cr_assert_eq(b.per_window, 20);
-	cr_assert_eq(batch_want(&b, 1000), 15);
-	b = measured(2000, 20, 40, &now);              /* 2 ms window: 40 per window */
+	struct batch b = measured(1000, 40, 40, &now); /* 1 ms window, 40 replies per ms */
+	cr_assert_eq(b.per_window, 40);
 	cr_assert_eq(batch_want(&b, 1000), 30);
+	b = measured(2000, 40, 40, &now);              /* 2 ms window: 80 per window */
+	cr_assert_eq(batch_want(&b, 1000), 60);
+}
+
+Test(batch, small_batches_are_not_worth_a_timer)
+{
+	int64_t now;
+	struct batch b = measured(1000, 20, 40, &now); /* 15 per window */
+	cr_assert_eq(b.per_window, 20);
+	cr_assert_eq(batch_want(&b, 1000), 1);
+	b = measured(1000, 40, 40, &now);
+	cr_assert_eq(batch_want(&b, 2 * BATCH_MIN - 2), 1, "half of the waiting is below BATCH_MIN");
+	cr_assert_eq(batch_want(&b, 2 * BATCH_MIN), BATCH_MIN);
 }
 
 Test(batch, at_most_half_of_the_waiting_sessions)
@@ -87,7 +98,7 @@ Test(batch, a_long_gap_does_not_overflow)
 	batch_note(&b, UINT32_MAX, now + BATCH_EST_US);
 	cr_assert_eq(b.seen, 0);
 	cr_assert_gt(b.per_window, 0);
-	cr_assert_eq(batch_want(&b, 10), 5);
+	cr_assert_eq(batch_want(&b, 40), 20);
 	batch_note(&b, 3, now + 1000000000000LL); /* idle for days */
 	cr_assert_eq(batch_want(&b, 1000), 1);
 }
