@@ -36,7 +36,8 @@ Modes (STEP in brackets, default first):
                    message content, before the final dot), dot (on the final
                    dot, before replying), dotreply (after the 250 to the dot,
                    on QUIT, before replying 221).
-  silent           accepts and never says anything.
+  silent [greeting|dot]  accepts and never says anything; with "dot", answers
+                   normally up to the content and never answers the final dot.
   drip             one octet per second of the greeting and the replies.
   data250          250 instead of 354 in reply to DATA; every later line is then
                    taken as a command.
@@ -263,7 +264,7 @@ class Session:
         m, step = self.opts.mode, self.opts.step
         if m == "reset" and step == "accept":
             self.reset(step)
-        if m == "silent":
+        if m == "silent" and step != "dot":
             self.drain()
         if m == "longline" and step == "greeting":
             self.send(b"220 " + b"x" * BIG, "100 KB greeting without CRLF")
@@ -317,6 +318,8 @@ class Session:
                     continue  # the whole message came at once: no "during" to reset in
                 self.read_content()
                 self.hook("dot")
+                if m == "silent" and step == "dot":
+                    self.drain()  # the end-of-data reply never comes
                 self.reply(b"250 2.0.0 Ok: queued as HOSTILE\r\n")
             else:
                 self.reply(b"502 5.5.2 Error: command not recognized\r\n")

@@ -6,8 +6,9 @@ environment variables (set by tests/meson.build):
     VOLLEY_TESTDIR   the tests/ directory of the source tree
     VOLLEY_SANITIZE  "1" when volley was built with ASan/UBSan
 
-Servers are real: Postfix smtp-sink (SmtpSink) and the recording aiosmtpd
-server in smtp_server.py (AiosmtpdServer), each on a free loopback port,
+Servers are real: Postfix smtp-sink (SmtpSink), the recording aiosmtpd
+server in smtp_server.py (AiosmtpdServer) and the misbehaving one in
+hostile_server.py (HostileServer), each on a free loopback port,
 started and stopped by the test (stopped also on failure; whole process
 groups are killed). Every wait is bounded in time, every subprocess has a
 timeout.
@@ -787,3 +788,59 @@ def run_volley_measured(args, timeout=120, cwd=None):
     err = got.get("err", b"").decode("utf-8", errors="replace")
     check_exit(cmd, p.returncode, err)
     return p.returncode, out, err, ru.ru_maxrss, took
+
+
+HOSTILE_PY = os.path.join(TESTDIR, "integration", "hostile_server.py")
+
+
+class HostileServer(ServerProcess):
+    """HostileServer - hostile_server.py in a subprocess (mode, step), as a context manager."""
+
+    _seq = 0
+
+    def __init__(self, workdir, mode, step="", pipelining=True, max_time=30):
+        """__init__ - a server for mode/step on a free 127.0.0.1 port, files in workdir."""
+        HostileServer._seq += 1
+        n = HostileServer._seq
+        self.host = "127.0.0.1"
+        self.port = free_port(self.host)
+        self.mode, self.step = mode, step
+        self.pipelining = pipelining
+        self.max_time = max_time
+        self.events_path = os.path.join(workdir, f"hostile-{n}.events.jsonl")
+        self.log_path = os.path.join(workdir, f"hostile-{n}.log")
+        self.proc = None
+        self.exit_status = None
+        self._record = None
+
+    @property
+    def name(self):
+        """name - how failures name this server."""
+        return f"hostile_server.py ({self.mode} {self.step})".rstrip()
+
+    def command(self):
+        """command - the server's argv."""
+        cmd = [SYS_PYTHON, HOSTILE_PY, "--host", self.host, "--port", str(self.port),
+               "--mode", self.mode, "--out", self.events_path,
+               "--max-time", str(self.max_time)]
+        if self.step:
+            cmd += ["--step", self.step]
+        if not self.pipelining:
+            cmd.append("--no-pipelining")
+        return cmd
+
+    def stop(self):
+        """stop - stop the server and keep its record (the work directory goes away)."""
+        super().stop()
+        if self._record is None:
+            self._record = ServerProcess.events(self) if os.path.exists(self.events_path) else []
+
+    def events(self, kind=None, conn=None):
+        """events - the recorded events (all, or of one kind and/or connection), in order."""
+        evs = self._record if self._record is not None else ServerProcess.events(self)
+        return [e for e in evs if (kind is None or e["event"] == kind)
+                and (conn is None or e["conn"] == conn)]
+
+    def commands(self):
+        """commands - every command line the server read, in order."""
+        return [e["line"] for e in self.events("cmd")]

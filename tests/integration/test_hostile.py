@@ -31,12 +31,9 @@ import sys
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import (PEAK_RSS_LIMIT_KIB, SANITIZE, SYS_PYTHON, TESTDIR, Failure,  # noqa: E402
-                 ServerProcess, check, check_eq, check_one_result_per_line, check_summary,
-                 free_port, rcpt_lines, read_results, run_cases, run_volley_measured,
-                 statuses, tmpdir, write_job)
-
-HOSTILE_PY = os.path.join(TESTDIR, "integration", "hostile_server.py")
+from lib import (PEAK_RSS_LIMIT_KIB, SANITIZE, Failure, HostileServer,  # noqa: E402
+                 check, check_eq, check_one_result_per_line, check_summary, rcpt_lines,
+                 read_results, run_cases, run_volley_measured, statuses, tmpdir, write_job)
 
 MESSAGE = (b"From: News <news@example.com>\n"
            b"Subject: hostile servers\n"
@@ -52,59 +49,6 @@ SCALE = "0.005"          # greeting/command 1.5 s, DATA 0.6 s, block 0.9 s, dot 
 # (--retry-initial 100ms: the pauses after a 421 or a failed destination stay short.)
 RECIPIENTS = 4
 RESET_WORDS = re.compile(r"reset|closed|broken pipe", re.I)
-
-
-class HostileServer(ServerProcess):
-    """HostileServer - hostile_server.py in a subprocess (mode, step), as a context manager."""
-
-    _seq = 0
-
-    def __init__(self, workdir, mode, step="", pipelining=True, max_time=30):
-        """__init__ - a server for mode/step on a free 127.0.0.1 port, files in workdir."""
-        HostileServer._seq += 1
-        n = HostileServer._seq
-        self.host = "127.0.0.1"
-        self.port = free_port(self.host)
-        self.mode, self.step = mode, step
-        self.pipelining = pipelining
-        self.max_time = max_time
-        self.events_path = os.path.join(workdir, f"hostile-{n}.events.jsonl")
-        self.log_path = os.path.join(workdir, f"hostile-{n}.log")
-        self.proc = None
-        self.exit_status = None
-        self._record = None
-
-    @property
-    def name(self):
-        """name - how failures name this server."""
-        return f"hostile_server.py ({self.mode} {self.step})".rstrip()
-
-    def command(self):
-        """command - the server's argv."""
-        cmd = [SYS_PYTHON, HOSTILE_PY, "--host", self.host, "--port", str(self.port),
-               "--mode", self.mode, "--out", self.events_path,
-               "--max-time", str(self.max_time)]
-        if self.step:
-            cmd += ["--step", self.step]
-        if not self.pipelining:
-            cmd.append("--no-pipelining")
-        return cmd
-
-    def stop(self):
-        """stop - stop the server and keep its record (the work directory goes away)."""
-        super().stop()
-        if self._record is None:
-            self._record = ServerProcess.events(self) if os.path.exists(self.events_path) else []
-
-    def events(self, kind=None, conn=None):
-        """events - the recorded events (all, or of one kind and/or connection), in order."""
-        evs = self._record if self._record is not None else ServerProcess.events(self)
-        return [e for e in evs if (kind is None or e["event"] == kind)
-                and (conn is None or e["conn"] == conn)]
-
-    def commands(self):
-        """commands - every command line the server read, in order."""
-        return [e["line"] for e in self.events("cmd")]
 
 
 def hostile(mode, step="", *, want="deferred", reply_re=None, pipelining=True,
@@ -152,6 +96,12 @@ def hostile(mode, step="", *, want="deferred", reply_re=None, pipelining=True,
         return by_line, srv, took
 
 
+def no_mail_sent(srv, label):
+    """no_mail_sent - no transaction was started: the server got no MAIL."""
+    check(not any(c.startswith("MAIL") for c in srv.commands()),
+          f"{label}: no MAIL after the broken EHLO reply", f"{srv.commands()}")
+
+
 def no_content_sent(srv, label):
     """no_content_sent - the server got no message content, neither as content nor as commands."""
     check_eq(srv.events("content"), [], f"{label}: no message content reached the server")
@@ -185,8 +135,7 @@ def test_longline_ehlo():
     """A 100 KB line as the EHLO reply: protocol error, no transaction started."""
     _, srv, _ = hostile("longline", "ehlo", reply_re=r"^protocol error: .*too long",
                         max_seconds=5)
-    check(not any(c.startswith("MAIL") for c in srv.commands()),
-          "longline ehlo: no MAIL after the broken EHLO reply", f"{srv.commands()}")
+    no_mail_sent(srv, "longline ehlo")
 
 
 def test_longline_mail():
@@ -200,8 +149,7 @@ def test_endless_ehlo():
     """Endless "250-" lines to EHLO: protocol error (too many lines), bounded memory."""
     _, srv, _ = hostile("endless", "ehlo", reply_re=r"^protocol error: .*(too long|lines)",
                         max_seconds=5)
-    check(not any(c.startswith("MAIL") for c in srv.commands()),
-          "endless ehlo: no MAIL after the endless EHLO reply", f"{srv.commands()}")
+    no_mail_sent(srv, "endless ehlo")
 
 
 def test_endless_greeting():
