@@ -132,13 +132,19 @@ void emit_fail(struct worker *w, const struct rcpt *rc, const struct route_fail 
 	        strlen(f->reason), f->t0 > 0 ? f->t0 : -1, d, f->ai, NULL, !f->untried);
 }
 
-/* emit_bad - result for a job line that failed to parse. */
-static void emit_bad(struct worker *w, const struct rcpt *rc, const char *why)
+/* bad_result - the result of a job line that failed to parse: its raw text, failed. */
+static struct result bad_result(const struct rcpt *rc, const char *why)
 {
-	struct result r = {
+	return (struct result){
 		.rcpt = rc->raw, .rcpt_len = rc->raw_len, .line = rc->line, .status = RS_FAILED,
 		.reply = why, .reply_len = strlen(why), .attempts = 0, .ms = -1,
 	};
+}
+
+/* emit_bad - result for a job line that failed to parse. */
+static void emit_bad(struct worker *w, const struct rcpt *rc, const char *why)
+{
+	struct result r = bad_result(rc, why);
 	emit(w, &r);
 }
 
@@ -181,7 +187,7 @@ bool take(struct worker *w, struct rcpt *out)
 /* work_left - whether there are recipients still to read from the slice. */
 bool work_left(const struct worker *w)
 {
-	return !w->exhausted && !atomic_load_explicit(&g_stop, memory_order_relaxed);
+	return !w->exhausted && !stopping();
 }
 
 /* ---- smtp callbacks ---- */
@@ -1100,25 +1106,10 @@ static int join_for(pthread_t th, long ms)
 	return pthread_timedjoin_np(th, NULL, &ts);
 }
 
-/* write_lines - write n octets of result lines to fd (main thread, blocking). */
-static int write_lines(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* orphan_slice - the lines of a slice no thread could take (its thread did not
  * start, or had no memory for its buffers): written here, so that every recipient
  * still gets exactly one line. Good lines are deferred "not attempted: why", bad
- * ones failed as usual. */
+ * ones failed as usual. Returns 0, or the errno of a failed write. */
 static int orphan_slice(const struct engine_config *cfg, struct job_cursor cur,
                         struct engine_stats *st, const char *why)
 {
@@ -1131,28 +1122,23 @@ static int orphan_slice(const struct engine_config *cfg, struct job_cursor cur,
 	while ((rc = job_next(cfg->job, &cur, &r, &bad)) != 0) {
 		if (cfg->resume && resume_final(cfg->resume, r.line))
 			continue;
-		struct result res = { .line = r.line, .attempts = 0, .ms = -1 };
-		if (rc > 0) {
-			res.rcpt = addr;
-			res.rcpt_len = rcpt_addr(&r, addr);
-			res.status = RS_DEFERRED;
-			res.reply = reason;
-		} else {
-			res.rcpt = r.raw;
-			res.rcpt_len = r.raw_len;
-			res.status = RS_FAILED;
-			res.reply = bad ? bad : "bad line";
-		}
-		res.reply_len = strlen(res.reply);
+		struct result res;
+		if (rc > 0)
+			res = (struct result){ .rcpt = addr, .rcpt_len = rcpt_addr(&r, addr),
+			                       .line = r.line, .status = RS_DEFERRED, .reply = reason,
+			                       .reply_len = strlen(reason), .attempts = 0, .ms = -1 };
+		else
+			res = bad_result(&r, bad ? bad : "bad line");
 		if (sizeof buf - used < RESULT_MAX_LINE) {
-			if (write_lines(cfg->results_fd, buf, used) < 0)
-				return -1;
+			int e = resfile_write_fd(cfg->results_fd, buf, used);
+			if (e)
+				return e;
 			used = 0;
 		}
 		used += result_format(buf + used, sizeof buf - used, &res);
 		atomic_fetch_add_explicit(rc > 0 ? &st->deferred : &st->failed, 1, memory_order_relaxed);
 	}
-	return write_lines(cfg->results_fd, buf, used);
+	return resfile_write_fd(cfg->results_fd, buf, used);
 }
 
 /* engine_run - split the job, run the threads, wait for them, calling tick meanwhile. */
@@ -1205,8 +1191,9 @@ int engine_run(const struct engine_config *cfg, struct engine_stats *stats,
 			snprintf(why, sizeof why, "engine thread %u could not start: %s", i, w[i].err);
 		else /* never created: an earlier thread could not be */
 			snprintf(why, sizeof why, "engine thread %u was not started: the run was stopped", i);
-		if (!w[i].covered && orphan_slice(cfg, cur[i], &stats[i], why) < 0 && rc == 0) {
-			snprintf(err, errlen, "writing results: %s", strerror(errno));
+		int e = w[i].covered ? 0 : orphan_slice(cfg, cur[i], &stats[i], why);
+		if (e && rc == 0) {
+			snprintf(err, errlen, "writing results: %s", strerror(e));
 			rc = -1;
 		}
 	}

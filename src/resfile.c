@@ -33,22 +33,29 @@ void resfile_free(struct resfile *rf)
 	}
 }
 
-/* write_all - blocking write of n bytes (only when every buffer is busy, or at shutdown). */
-static int write_all(struct resfile *rf, const char *p, size_t n)
+/* resfile_write_fd - blocking write of n bytes to fd; 0, or the errno (EIO for a
+ * write that wrote nothing). */
+int resfile_write_fd(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
-		ssize_t w = write(rf->fd, p, n);
+		ssize_t w = write(fd, p, n);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0) {
-			if (!rf->error)
-				rf->error = w < 0 ? errno : EIO;
-			return -1;
-		}
+		if (w <= 0)
+			return w < 0 ? errno : EIO;
 		p += w;
 		n -= (size_t)w;
 	}
 	return 0;
+}
+
+/* write_all - blocking write of n bytes (only when every buffer is busy, or at shutdown). */
+static int write_all(struct resfile *rf, const char *p, size_t n)
+{
+	int e = resfile_write_fd(rf->fd, p, n);
+	if (e && !rf->error)
+		rf->error = e;
+	return e ? -1 : 0;
 }
 
 /* is_busy - buffer i is queued or in flight. */

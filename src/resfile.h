@@ -51,6 +51,10 @@ void resfile_done(struct resfile *rf, long res);
 /* resfile_idle - nothing buffered and nothing in flight. */
 bool resfile_idle(const struct resfile *rf);
 
+/* resfile_write_fd - blocking write of n bytes to fd (no buffers: the main thread's
+ * fallback). Returns 0, or the errno. */
+int resfile_write_fd(int fd, const char *p, size_t n);
+
 /* resfile_drain - write everything synchronously (shutdown path). Returns 0 or -1. */
 int resfile_drain(struct resfile *rf);
 
