@@ -55,18 +55,27 @@ static void shape(struct worker *w, struct dest *d, const char *key,
 		d->max_msgs = p->lim.msgs_per_conn;
 }
 
+/* dest_alloc - an empty destination with n hosts and its key, or NULL. */
+static struct dest *dest_alloc(const char *key, unsigned n)
+{
+	struct dest *d = calloc(1, sizeof *d);
+	if (d && (d->host = calloc(n, sizeof *d->host)) && (d->key = strdup(key))) {
+		d->nhost = n;
+		return d;
+	}
+	if (d)
+		free(d->host);
+	free(d);
+	return NULL;
+}
+
 /* relay_dest - the single destination of relay mode. */
 static struct dest *relay_dest(struct worker *w)
 {
 	const struct engine_config *c = w->cfg;
-	struct dest *d = calloc(1, sizeof *d);
-	if (!d || !(d->host = calloc(1, sizeof *d->host)) || !(d->key = strdup("relay"))) {
-		if (d)
-			free(d->host);
-		free(d);
+	struct dest *d = dest_alloc("relay", 1);
+	if (!d)
 		return NULL;
-	}
-	d->nhost = 1;
 	snprintf(d->host[0].name, sizeof d->host[0].name, "%s", c->relay_host);
 	shape(w, d, "relay", NULL);
 	d->good = -1;
@@ -104,6 +113,19 @@ static void flush_queue(struct worker *w, struct rqueue *q, const struct route_f
 		emit_fail(w, &r, f, d);
 }
 
+/* dest_free - give d's queued recipients why (if any), then free d. */
+static void dest_free(struct worker *w, struct dest *d, const struct route_fail *why)
+{
+	if (why) {
+		flush_queue(w, &d->q, why, NULL);
+		flush_queue(w, &d->rq, why, NULL);
+	}
+	tls_session_free(d->tls_session);
+	free(d->host);
+	free(d->key);
+	free(d);
+}
+
 /* route_teardown - every queued recipient gets why; free the tables. */
 void route_teardown(struct worker *w, const struct route_fail *why)
 {
@@ -119,22 +141,11 @@ void route_teardown(struct worker *w, const struct route_fail *why)
 	for (unsigned b = 0; w->dst && b < DEST_BUCKETS; b++) {
 		for (struct dest *d = w->dst[b], *n; d; d = n) {
 			n = d->hnext;
-			flush_queue(w, &d->q, why, NULL);
-			flush_queue(w, &d->rq, why, NULL);
-			tls_session_free(d->tls_session);
-			free(d->host);
-			free(d->key);
-			free(d);
+			dest_free(w, d, why);
 		}
 	}
-	if (w->relay) {
-		flush_queue(w, &w->relay->q, why, NULL);
-		flush_queue(w, &w->relay->rq, why, NULL);
-		tls_session_free(w->relay->tls_session);
-		free(w->relay->host);
-		free(w->relay->key);
-		free(w->relay);
-	}
+	if (w->relay)
+		dest_free(w, w->relay, why);
 	if (w->cfg->mx)
 		resolver_free(&w->res);
 	free(w->dom);
@@ -385,16 +396,9 @@ static void dest_lookups(struct worker *w, struct dest *d)
 static struct dest *dest_new(struct worker *w, const char *key, uint32_t h,
                              const struct dns_mx *mx, unsigned n, const struct shaping_rule *dr)
 {
-	struct dest *d = calloc(1, sizeof *d);
-	if (!d || !(d->host = calloc(n, sizeof *d->host)) || !(d->key = strdup(key))) {
-		if (d) {
-			free(d->host);
-			free(d->key);
-		}
-		free(d);
+	struct dest *d = dest_alloc(key, n);
+	if (!d)
 		return NULL;
-	}
-	d->nhost = n;
 	for (unsigned i = 0; i < n; i++) {
 		snprintf(d->host[i].name, sizeof d->host[i].name, "%s", mx[i].host);
 		d->host[i].pref = mx[i].pref;
@@ -402,9 +406,7 @@ static struct dest *dest_new(struct worker *w, const char *key, uint32_t h,
 	route_order(d->host, n);
 	shape(w, d, key, dr);
 	if (!d->own) {
-		free(d->host);
-		free(d->key);
-		free(d);
+		dest_free(w, d, NULL);
 		return NULL;
 	}
 	d->good = -1;
