@@ -172,21 +172,10 @@ static const struct option send_long[] = {
 static const char *const timeout_names[] = { "--timeout-connect", "--timeout-greeting",
 	"--timeout-command", "--timeout-data", "--timeout-block", "--timeout-dot" };
 
-/* is_zero - "0", or zero with a unit ("0s", "0ms", "0.0m"). */
-static bool is_zero(const char *v)
-{
-	char *end;
-	if (!*v || *v == '-' || *v == '+' || *v == ' ')
-		return false;
-	double x = strtod(v, &end);
-	return end != v && x == 0 && (!*end || !strcmp(end, "ms") || !strcmp(end, "s") ||
-	                              !strcmp(end, "m") || !strcmp(end, "h"));
-}
-
 /* dur - parse a duration option (a number with a unit); min_ms is the least accepted. */
 static int dur(const char *name, const char *v, int64_t min_ms, int64_t *out)
 {
-	int64_t ms = min_ms == 0 && is_zero(v) ? 0 : duration_ms(v);
+	int64_t ms = min_ms == 0 ? duration_ms_or_zero(v) : duration_ms(v);
 	if (ms < min_ms) {
 		fprintf(stderr, "volley send: %s: expected a duration such as 500ms, 40s, 5m or 1h%s, "
 		        "got '%s'\n", name, min_ms > 0 ? " (above 0)" : "", v);

@@ -29,3 +29,15 @@ Test(duration, scale)
 	cr_assert_eq(scale_ms(DURATION_MAX_MS, 10), DURATION_MAX_MS);
 	cr_assert_eq(scale_ms(2000, 1.0), 2000);
 }
+
+Test(duration, zero_where_allowed)
+{
+	const char *zero[] = {"0", "0s", "0ms", "0.0m", "0h", NULL};
+	for (int i = 0; zero[i]; i++)
+		cr_assert_eq(duration_ms_or_zero(zero[i]), 0, "'%s'", zero[i]);
+	const char *bad[] = {"", "-0", "+0", " 0", "0x", "0 s", "0sec", NULL};
+	for (int i = 0; bad[i]; i++)
+		cr_assert_eq(duration_ms_or_zero(bad[i]), -1, "accepted '%s'", bad[i]);
+	cr_assert_eq(duration_ms_or_zero("40s"), 40000);
+	cr_assert_eq(duration_ms_or_zero(NULL), -1);
+}
