@@ -1,5 +1,6 @@
 /* budget.c - shared connection and rate budgets of destinations and providers. */
 #include "budget.h"
+#include "strhash.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,15 +12,6 @@ static struct budget **g_prov;     /* by provider index */
 static unsigned g_nprov;
 static unsigned g_ndest;
 static struct budget *g_slowed;    /* budgets slowed down at least once */
-
-/* hash - FNV-1a. */
-static uint32_t hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
 
 /* budget_init - tables. */
 int budget_init(unsigned nprovider)
@@ -51,7 +43,7 @@ static struct budget *make(const char *key, const struct shaping_limits *lim, bo
 /* budget_dest - find or create. */
 struct budget *budget_dest(const char *key, const struct shaping_limits *lim)
 {
-	uint32_t h = hash(key) % BUCKETS;
+	uint32_t h = strhash(key) % BUCKETS;
 	struct budget *b;
 	pthread_mutex_lock(&g_mu);
 	for (b = g_dest[h]; b; b = b->next)

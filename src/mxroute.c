@@ -11,20 +11,12 @@
 #include "addr.h"
 #include "budget.h"
 #include "dnscache.h"
+#include "strhash.h"
 #include "worker.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* hash - FNV-1a of a string. */
-static uint32_t hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
 
 /* shape - attach d's budgets: its own, under key, with the limits of the domain's
  * rule (dom_rule), else the default rule (a --shaping file's, else the command
@@ -271,7 +263,7 @@ static void route_one(struct worker *w, const struct rcpt *r)
 		no_route(w, r);
 		return;
 	}
-	uint32_t h = hash(dom);
+	uint32_t h = strhash(dom);
 	struct domain *d = domain_find(w, dom, h);
 	bool fresh = false;
 	if (!d) {
@@ -491,7 +483,7 @@ static void on_mx(struct worker *w, struct domain *dm, const struct dns_answer *
 	const struct shaping_rule *dr = shaping_domain(w->cfg->shaping, dm->name);
 	size_t off = dr ? (size_t)snprintf(key, sizeof key, "domain:%s ", dm->name) : 0;
 	route_key(mx, n, key + off, sizeof key - off); /* a domain with its own rule: its own destination */
-	uint32_t h = hash(key);
+	uint32_t h = strhash(key);
 	struct dest *d = dest_find(w, key, h);
 	if (!d)
 		d = dest_new(w, key, h, mx, n, dr);
