@@ -167,25 +167,23 @@ static void store(struct centry *e, const struct dns_answer *a, int64_t now_ms)
 	e->expires = now_ms + (int64_t)e->ttl * 1000;
 }
 
-/* dnscache_put - store, hand each waiter to its thread, and wake those threads. */
-void dnscache_put(const char *name, enum dns_type type, const struct dns_answer *a, int64_t now_ms)
+/* hand_over - the entry is no longer pending: move its waiters to their threads'
+ * ready lists and mark those threads in wake (lock held). */
+static void hand_over(struct centry *e, uint64_t *wake)
 {
-	uint64_t wake[MAX_THREADS / 64] = {0};
-	uint32_t h = hash(name, type);
-	pthread_mutex_lock(&g_mu);
-	struct centry *e = find(name, type, h);
-	if (e) {
-		store(e, a, now_ms);
-		e->pending = false;
-		for (struct waiter *wt = e->waiters, *n; wt; wt = n) {
-			n = wt->next;
-			wt->next = g_ready[wt->tid];
-			g_ready[wt->tid] = wt;
-			wake[wt->tid / 64] |= 1ull << (wt->tid % 64);
-		}
-		e->waiters = NULL;
+	e->pending = false;
+	for (struct waiter *wt = e->waiters, *n; wt; wt = n) {
+		n = wt->next;
+		wt->next = g_ready[wt->tid];
+		g_ready[wt->tid] = wt;
+		wake[wt->tid / 64] |= 1ull << (wt->tid % 64);
 	}
-	pthread_mutex_unlock(&g_mu);
+	e->waiters = NULL;
+}
+
+/* wake_marked - write the eventfd of every thread marked in wake (lock not held). */
+static void wake_marked(const uint64_t *wake)
+{
 	for (unsigned t = 0; t < g_threads; t++) {
 		uint64_t one = 1;
 		if ((wake[t / 64] >> (t % 64) & 1) && g_wake[t] >= 0 &&
@@ -193,6 +191,33 @@ void dnscache_put(const char *name, enum dns_type type, const struct dns_answer 
 			/* eventfd cannot be full at 2^64-2; nothing to do */
 		}
 	}
+}
+
+/* dnscache_put - store, hand each waiter to its thread, and wake those threads. */
+void dnscache_put(const char *name, enum dns_type type, const struct dns_answer *a, int64_t now_ms)
+{
+	uint64_t wake[MAX_THREADS / 64] = {0};
+	pthread_mutex_lock(&g_mu);
+	struct centry *e = find(name, type, hash(name, type));
+	if (e) {
+		store(e, a, now_ms);
+		hand_over(e, wake);
+	}
+	pthread_mutex_unlock(&g_mu);
+	wake_marked(wake);
+}
+
+/* dnscache_abandon - the pending query will not be answered: its waiters ask themselves
+ * (the entry keeps its old, expired answer, so the first to ask becomes the owner). */
+void dnscache_abandon(const char *name, enum dns_type type)
+{
+	uint64_t wake[MAX_THREADS / 64] = {0};
+	pthread_mutex_lock(&g_mu);
+	struct centry *e = find(name, type, hash(name, type));
+	if (e && e->pending)
+		hand_over(e, wake);
+	pthread_mutex_unlock(&g_mu);
+	wake_marked(wake);
 }
 
 /* dnscache_ready - detach up to max of thread tid's ready waiters. */

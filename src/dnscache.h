@@ -33,6 +33,10 @@ unsigned dnscache_ready(unsigned tid, void **out, unsigned max);
  * A failure (SERVFAIL, timeout) is kept DNSCACHE_FAIL_TTL seconds. */
 void dnscache_put(const char *name, enum dns_type type, const struct dns_answer *a, int64_t now_ms);
 
+/* dnscache_abandon - the query this thread made will not be answered (its thread is
+ * ending): the entry is no longer pending, and its waiters are woken to ask themselves. */
+void dnscache_abandon(const char *name, enum dns_type type);
+
 /* dnscache_queries - how many queries were started (DC_QUERY answers), for tests and the summary. */
 uint64_t dnscache_queries(void);
 

@@ -121,6 +121,8 @@ static void dest_free(struct worker *w, struct dest *d, const struct route_fail 
 /* route_teardown - every queued recipient gets why; free the tables. */
 void route_teardown(struct worker *w, const struct route_fail *why)
 {
+	if (w->cfg->mx)
+		resolver_abandon(&w->res); /* before the names go: other threads must not wait on us */
 	for (unsigned b = 0; w->dom && b < DOMAIN_BUCKETS; b++) {
 		for (struct domain *d = w->dom[b], *n; d; d = n) {
 			n = d->hnext;

@@ -375,6 +375,19 @@ bool resolver_busy(const struct resolver *r)
 	return false;
 }
 
+/* resolver_abandon - the thread is ending: the queries it asked on the wire or has
+ * queued will not be answered, so other threads waiting for them must ask themselves. */
+void resolver_abandon(struct resolver *r)
+{
+	if (!r->ring)
+		return;
+	for (unsigned i = 0; i < RESOLVER_SLOTS; i++)
+		if (r->q[i].lk)
+			dnscache_abandon(r->q[i].lk->name, r->q[i].lk->type);
+	for (const struct lookup *lk = r->queued; lk; lk = lk->next)
+		dnscache_abandon(lk->name, lk->type);
+}
+
 /* resolver_free - release sockets and buffers (no-op for a resolver never set up). */
 void resolver_free(struct resolver *r)
 {

@@ -87,6 +87,10 @@ void resolver_tick(struct resolver *r, int64_t now);
 /* resolver_busy - queries on the wire, queued or waiting. */
 bool resolver_busy(const struct resolver *r);
 
+/* resolver_abandon - tell waiting threads that this thread's queries will not be
+ * answered (it is ending); call while the lookups' names are still allocated. */
+void resolver_abandon(struct resolver *r);
+
 /* resolver_free - close sockets and release buffers (ring already gone). */
 void resolver_free(struct resolver *r);
 
