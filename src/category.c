@@ -507,8 +507,8 @@ static const char *by_code(int code)
 /* by_local - a local decision (code 0): volley's reason, then its enhanced code. */
 static const char *by_local(enum result_status st, const char *enhanced, struct ltext *t)
 {
-	if (starts(t, "not attempted: engine thread")) /* could not start: memory, io_uring */
-		return C_LOCAL;
+	if (starts(t, "not attempted: engine thread") || starts(t, "engine thread"))
+		return C_LOCAL; /* a thread could not start (memory, io_uring), or its ring failed */
 	if (starts(t, "not attempted") || starts(t, "the run was interrupted"))
 		return C_INTERRUPTED;
 	if (starts(t, "protocol error: internal"))

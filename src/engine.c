@@ -25,6 +25,24 @@
 
 static atomic_int g_stop;
 
+/* Test hook: VOLLEY_FAULT_RING=T:N makes engine thread T's Nth wait fail as if its
+ * ring broke (an io_uring_enter error), to test that every recipient still gets
+ * its line. Read once per run; off when unset. */
+static struct { unsigned tid; uint64_t enter; } g_fault;
+
+/* fault_hook - parse VOLLEY_FAULT_RING. */
+static void fault_hook(void)
+{
+	const char *v = getenv("VOLLEY_FAULT_RING");
+	unsigned t;
+	unsigned long long n;
+	g_fault.enter = 0;
+	if (v && sscanf(v, "%u:%llu", &t, &n) == 2) {
+		g_fault.tid = t;
+		g_fault.enter = n;
+	}
+}
+
 #define TICK_MS        100          /* timer period: deadlines and stop checks */
 #define DONTNEED_STEP  (8u << 20)   /* drop consumed job pages from RSS every 8 MiB */
 #define FEED_BATCH     4096u        /* recipients routed per feeding */
@@ -798,6 +816,32 @@ static void grace(struct worker *w)
 	}
 }
 
+/* abandon_sessions - the ring failed and the thread must end: every open session's
+ * recipients get why (deferred; a message in flight may have been accepted), its
+ * socket is closed here and its destination slot given back, so that other threads
+ * sharing the destination's limits are not left waiting for it. */
+static void abandon_sessions(struct worker *w, const char *why)
+{
+	for (unsigned i = 0; i < w->nsess; i++) {
+		struct session *s = &w->sess[i];
+		if (s->phase == PH_IDLE)
+			continue;
+		char msg[400];
+		snprintf(msg, sizeof msg, "%s, while talking to %s; the message may have been accepted",
+		         why, s->dest ? s->dest->addr[s->ai].server : "the server");
+		smtp_abort(&s->smtp, RS_DEFERRED, msg);
+		if (s->fd >= 0)
+			close(s->fd); /* the ring keeps its own reference until ring_exit */
+		s->fd = -1;
+		if (s->greeted) {
+			s->dest->nopen--;
+			s->greeted = false;
+		}
+		tls_end(s);
+		session_release(s);
+	}
+}
+
 /* timer_fired - the wheel says the session's deadline or its hold is due. */
 static void timer_fired(struct session *s)
 {
@@ -978,9 +1022,14 @@ static void loop(struct worker *w)
 		int rc = ring_submit_wait(&w->ring, want > 1 ? w->sends_queued + want : 1,
 		                          w->batch.window_us);
 		w->sends_queued = 0;
+		if (g_fault.enter && w->id == g_fault.tid && ++w->enters == g_fault.enter)
+			rc = -EIO; /* test hook (fault_hook) */
 		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
 			snprintf(w->err, sizeof w->err, "io_uring_enter: %s", strerror(-rc));
 			w->rc = -1;
+			char why[320];
+			snprintf(why, sizeof why, "engine thread %u failed (%s)", w->id, w->err);
+			abandon_sessions(w, why);
 			break;
 		}
 		w->now = clock_ms();
@@ -1062,8 +1111,12 @@ static void *worker_main(void *arg)
 	if (!w->rf.buf[RES_NBUF - 1] || !w->pool.node)
 		return NULL; /* no buffers: engine_run writes this slice's lines */
 	char why[300];
-	snprintf(why, sizeof why, ok ? "the run was interrupted" :
-	         "engine thread %u could not start: %s", w->id, w->err);
+	if (!ok)
+		snprintf(why, sizeof why, "engine thread %u could not start: %s", w->id, w->err);
+	else if (w->rc != 0)
+		snprintf(why, sizeof why, "engine thread %u failed: %s", w->id, w->err);
+	else
+		snprintf(why, sizeof why, "the run was interrupted");
 	interrupted_rest(w, why);
 	if (ok)
 		ring_exit(&w->ring);
@@ -1155,6 +1208,7 @@ int engine_run(const struct engine_config *cfg, struct engine_stats *stats,
 		free(cur);
 		return -1;
 	}
+	fault_hook();
 	job_slices(cfg->job, n, cur);
 	for (unsigned i = 0; i < n; i++) {
 		w[i].cfg = cfg;

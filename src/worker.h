@@ -82,6 +82,7 @@ struct worker {
 	struct batch batch;          /* how many replies to wait for per wake-up */
 	unsigned sends_queued;       /* sends prepared since the last enter: they complete in it */
 	int64_t now;
+	uint64_t enters;             /* waits so far (for the VOLLEY_FAULT_RING test hook) */
 	bool covered;                /* every recipient of the slice has its line */
 	char err[256];
 	int rc;

@@ -1,8 +1,12 @@
 #!/usr/bin/python3
 """test_cli.py - volley's command line: help and version, usage errors (exit 2),
 the results file (default name, refusal to overwrite, --force), --quiet,
-relays given as a name, an IPv6 literal and without a port, and engine threads
-that cannot start (exit 1, still one line per recipient).
+relays given as a name, an IPv6 literal and without a port, engine threads
+that cannot start, and an engine thread whose ring fails mid-run (exit 1, still
+one line per recipient; the other thread carries on).
+
+The ring failure is injected with volley's test hook VOLLEY_FAULT_RING=T:N
+(thread T's Nth wait fails as io_uring_enter would).
 """
 import os
 import resource
@@ -255,11 +259,113 @@ def test_engine_cannot_start():
             check_eq(sink.messages(), 0, "nothing was sent")
 
 
+FAIL_REASON = "engine thread 0 failed"
+
+
+def fault_env(spec):
+    """fault_env - the environment with volley's ring-failure hook set to spec (T:N)."""
+    return dict(os.environ, VOLLEY_FAULT_RING=spec)
+
+
+def check_failed_thread_lines(results, label):
+    """check_failed_thread_lines - what is not delivered carries thread 0's failure:
+    in flight, "may have been accepted"; never sent, "not attempted" with 0 attempts.
+    Returns (in-flight results, not-attempted results)."""
+    inflight, untried = [], []
+    for r in results:
+        if r["status"] == "delivered":
+            continue
+        check(r["status"] == "deferred" and r["category"] == "local" and
+              FAIL_REASON in r["reply"] and "io_uring_enter" in r["reply"],
+              f"{label}: a line not delivered is deferred (local) with the thread's failure", f"{r}")
+        if r["reply"].startswith("not attempted: "):
+            check_eq(r["attempts"], 0, f"{label}: not attempted: 0 attempts")
+            untried.append(r)
+        else:
+            check("may have been accepted" in r["reply"], f"{label}: in flight: may have been "
+                  "accepted", f"{r}")
+            inflight.append(r)
+    return inflight, untried
+
+
+def test_engine_thread_fails():
+    """Thread 0's ring fails at its 30th wait, in a relay run over two threads:
+    exit 1 with the reason on stderr; one line per recipient; thread 1 delivers its
+    whole slice; thread 0's recipients in flight are deferred "may have been
+    accepted", the rest "not attempted" (and the server never saw those)."""
+    n = 4000
+    with tmpdir() as d:
+        job = write_job(d, [f"ring{i}@example.org" for i in range(n)], MESSAGE)
+        res = os.path.join(d, "out.jsonl")
+        with SmtpSink(d, dump_dir=os.path.join(d, "dumps")) as sink:
+            rc, out, err = run_volley(["send", "--relay", sink.relay, "--threads", "2",
+                                       "--connections", "20", "--max-recipients", "1",
+                                       "--results", res, job], timeout=60,
+                                      env=fault_env("0:30"))
+        check_eq(rc, 1, "a failed engine thread: exit status 1")
+        check("thread 0: io_uring_enter" in err, "stderr says which thread failed and why",
+              err[-300:])
+        results = read_results(res)
+        by_line = check_one_result_per_line(results, rcpt_lines(job))
+        inflight, untried = check_failed_thread_lines(results, "ring failure")
+        lines = sorted(by_line)
+        tail = lines[int(len(lines) * 0.6):]  # surely thread 1's slice (the second half)
+        check(all(by_line[ln]["status"] == "delivered" for ln in tail),
+              "the other thread delivered its whole slice",
+              f"{[by_line[ln] for ln in tail if by_line[ln]['status'] != 'delivered'][:2]}")
+        check(len(untried) > n // 4, "thread 0 stopped early: most of its slice was never sent",
+              f"{len(untried)} not attempted")
+        check(inflight, "some of thread 0's recipients were in flight when it failed")
+        received = [a.strip("<>") for t in sink.dumps() for a in t["rcpts"]]
+        delivered = {r["rcpt"] for r in results if r["status"] == "delivered"}
+        check_eq(sorted(a for a in received if a in delivered), sorted(delivered),
+                 "every delivered recipient was received exactly once")
+        check(not {r["rcpt"] for r in untried} & set(received),
+              "no 'not attempted' recipient reached the server")
+
+
+def test_engine_thread_fails_dns():
+    """MX mode with a DNS server that never answers, the same 32 domains in both
+    halves of the job: thread 0's ring fails at its 4th wait while its queries
+    are pending, some of them with thread 1 waiting for the answer. Thread 1
+    must not wait forever: it asks itself, times out (deferred 4.4.3) and the
+    run ends, exit 1, one line per recipient."""
+    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hole.bind(("127.0.0.1", 0))  # never read: every query goes unanswered
+    try:
+        doms = [f"dom{i}.test" for i in range(32)]
+        addrs = [f"h{i}@{dom}" for i, dom in enumerate(doms)] + \
+                [f"t{i}@{dom}" for i, dom in enumerate(doms)]
+        with tmpdir() as d:
+            job = write_job(d, addrs, MESSAGE)
+            res = os.path.join(d, "out.jsonl")
+            rc, out, err = run_volley(["send", "--dns", f"127.0.0.1:{hole.getsockname()[1]}",
+                                       "--threads", "2", "--max-retry-time", "0",
+                                       "--results", res, job], timeout=60,
+                                      env=fault_env("0:4"))
+            check_eq(rc, 1, "a failed engine thread: exit status 1")
+            results = read_results(res)
+            check_one_result_per_line(results, rcpt_lines(job))
+            by_rcpt = {r["rcpt"]: r for r in results}
+            tail = [by_rcpt[a] for a in addrs[len(addrs) * 3 // 4:]]  # thread 1's
+            check(all(r["status"] == "deferred" and r["enhanced"] == "4.4.3" and
+                      r["category"] == "dns" for r in tail),
+                  "thread 1's recipients: its own lookups timed out (deferred 4.4.3)",
+                  f"{[r for r in tail if r['enhanced'] != '4.4.3'][:2]}")
+            head = [by_rcpt[a] for a in addrs[:len(addrs) // 4]]  # thread 0's
+            check(all(r["reply"].startswith("not attempted: " + FAIL_REASON) for r in head),
+                  "thread 0's recipients: not attempted, with its failure",
+                  f"{[r for r in head if FAIL_REASON not in r['reply']][:2]}")
+    finally:
+        hole.close()
+
+
 if __name__ == "__main__":
     try:
         run_cases("test_cli", [test_help_and_version, test_usage_errors, test_results_file,
                                test_relay_ipv6, test_relay_name, test_relay_default_port,
-                               test_engine_cannot_start])
+                               test_engine_cannot_start, test_engine_thread_fails,
+                               test_engine_thread_fails_dns])
     except Failure as e:
         print(f"FAIL {e}")
         sys.exit(1)

@@ -259,6 +259,9 @@ static const struct ccase local_cases[] = {
 	{ D, 0, NULL, "not attempted: the run was interrupted", "interrupted" },
 	{ D, 0, NULL, "not attempted: engine thread 1 could not start: out of memory for 32768 "
 	  "sessions", "local" },
+	{ D, 0, NULL, "not attempted: engine thread 0 failed: io_uring_enter: Input/output error", "local" },
+	{ D, 0, NULL, "engine thread 0 failed (io_uring_enter: Input/output error), while talking to "
+	  "127.0.0.1:25; the message may have been accepted", "local" },
 	{ D, 0, NULL, "the run was interrupted before the server answered (192.0.2.10:25); the message may "
 	  "have been accepted", "interrupted" },
 	/* bad job lines */
