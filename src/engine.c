@@ -76,7 +76,7 @@ static bool defer(struct worker *w, const struct rcpt *rc, int code, const char 
                   const char *text, size_t len, const struct dest *d, int ai)
 {
 	const struct engine_config *c = w->cfg;
-	if (c->max_retry <= 0 || stopping())
+	if (c->max_retry <= 0 || stopping() || w->rc != 0) /* w->rc: the thread is failing */
 		return false;
 	uint32_t id = rc->retry;
 	if (!id && !(id = retry_new(&w->rt, rc, w->now))) {

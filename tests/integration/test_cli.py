@@ -282,8 +282,8 @@ def check_failed_thread_lines(results, label):
             check_eq(r["attempts"], 0, f"{label}: not attempted: 0 attempts")
             untried.append(r)
         else:
-            check("may have been accepted" in r["reply"], f"{label}: in flight: may have been "
-                  "accepted", f"{r}")
+            check("may have been accepted" in r["reply"] and r["attempts"] == 1,
+                  f"{label}: in flight: may have been accepted, 1 attempt (not retried)", f"{r}")
             inflight.append(r)
     return inflight, untried
 
