@@ -162,16 +162,20 @@ void route_want(struct worker *w, struct dest *d)
 
 static void dest_lookups(struct worker *w, struct dest *d);
 
-/* revive - a destination down for a temporary reason gets another chance; one
- * whose hosts had no address looks them up again. */
+/* revive - a destination down for a temporary reason gets another chance. Every
+ * address it had failed (or it had none), so its hosts are looked up again first:
+ * through the shared cache, which asks the DNS again once the answers' TTL is over
+ * (an MX host that moved during a long run is found at its new address). */
 static void revive(struct worker *w, struct dest *d)
 {
 	d->down = false;
 	d->cursor = 0;
 	d->retry_at = 0;
-	if (d->naddr > 0 || w->relay == d)
-		return;
+	if (w->relay == d || d->nconn > 0 || d->pending_lookups > 0)
+		return; /* sessions still bound to it use its address list */
 	d->ready = false;
+	d->naddr = 0;
+	d->good = -1;
 	for (unsigned i = 0; i < d->nhost; i++) {
 		d->host[i].n4 = d->host[i].n6 = 0;
 		d->host[i].nx = false;
@@ -179,11 +183,17 @@ static void revive(struct worker *w, struct dest *d)
 	dest_lookups(w, d);
 }
 
-/* enqueue - queue r on destination d (or give it d's failure). */
-static void enqueue(struct worker *w, struct dest *d, const struct rcpt *r)
+/* revive_due - revive d if it is down for a temporary reason whose pause is over. */
+static void revive_due(struct worker *w, struct dest *d)
 {
 	if (d->down && d->fail.status == RS_DEFERRED && w->now >= d->down_until)
 		revive(w, d);
+}
+
+/* enqueue - queue r on destination d (or give it d's failure). */
+static void enqueue(struct worker *w, struct dest *d, const struct rcpt *r)
+{
+	revive_due(w, d);
 	if (d->down) {
 		emit_fail(w, r, &d->fail, d);
 		return;
@@ -285,6 +295,15 @@ static void route_one(struct worker *w, const struct rcpt *r)
 		emit_fail(w, r, d->fail, NULL);
 	} else if (d->failed) { /* a temporary failure: look the domain up again */
 		d->failed = false;
+		d->cnames = 0;
+		d->lk.name = d->name;
+		rq_push(&w->pool, &d->q, r);
+		resolver_lookup(&w->res, &d->lk, w->now);
+	} else if (d->dest && d->dest->down && w->now >= d->mx_expires &&
+	           w->now >= d->dest->down_until) {
+		/* Its MX set is down and its MX answer is old: ask again (the domain may
+		 * have moved), parking the recipient meanwhile. */
+		d->dest = NULL;
 		d->cnames = 0;
 		d->lk.name = d->name;
 		rq_push(&w->pool, &d->q, r);
@@ -495,6 +514,8 @@ static void on_mx(struct worker *w, struct domain *dm, const struct dns_answer *
 		return;
 	}
 	dm->dest = d;
+	dm->mx_expires = w->now + (int64_t)a->ttl * 1000;
+	revive_due(w, d);
 	if (d->down) {
 		flush_queue(w, &dm->q, &d->fail, d);
 		return;

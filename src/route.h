@@ -96,6 +96,7 @@ struct domain {                  /* ~100 octets + the name: a thread may hold a 
 	struct dest *dest;           /* when known */
 	bool failed;                 /* then fail is set */
 	int64_t fail_until;          /* ms: a temporary failure is retried after this */
+	int64_t mx_expires;          /* ms: its MX answer's TTL ends (asked again if dest is down) */
 	struct route_fail *fail;     /* the outcome for its recipients once failed (malloc'd) */
 	struct rqueue q;             /* recipients parked while the MX lookup runs */
 	char name[];                 /* lower case */

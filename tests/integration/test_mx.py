@@ -27,18 +27,23 @@ Cases:
                      sharing one MX set: never more than 2 connections at once.
   cname_only_answer  a resolver that answers a CNAME alone (unbound local-data):
                      volley must follow it itself.
+  moved_exchanger    the MX host's address changes during the run (TTL 1 s): after
+                     its old address failed, the retry finds the new one.
+  moved_domain       the domain's MX set changes during the run: after the old
+                     set failed, the retry asks for the MX again and delivers.
 """
 import os
+import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import (SANITIZE, Failure, read_results_mx, Skip, check, check_eq, ipv6_loopback_ok,  # noqa: E402
-                 run_cases, tmpdir)
-from dnslib import (BIG_MX, EDNS_PAYLOAD, check_mx_run, check_query_counts,  # noqa: E402
-                    mx_unbound, pool_domain, pool_expect, query_tcp, query_udp, records,
-                    run_mx, write_mx_job)
+from lib import (SANITIZE, VOLLEY, Failure, read_results_mx, Skip, check, check_eq,  # noqa: E402
+                 free_port_on, ipv6_loopback_ok, kill_group, run_cases, tmpdir, write_job)
+from dnslib import (BIG_MX, EDNS_PAYLOAD, UnboundServer, check_mx_run,  # noqa: E402
+                    check_query_counts, mx_sink, mx_unbound, pool_domain, pool_expect,
+                    query_tcp, query_udp, records, run_mx, write_mx_job)
 
 MESSAGE = (b"From: News <news@example.com>\n"
            b"Subject: mx test\n"
@@ -301,12 +306,74 @@ def test_cname_only_answer():
         check_mx_run(run, label)
 
 
+DEAD_IP = "127.0.0.20"   # nothing listens there: connection refused
+LIVE_IP = "127.0.0.2"
+
+
+def moved(label, before, after):
+    """moved - three recipients at move.test while the DNS says `before` (zone lines,
+    TTL 1 s), which leads to DEAD_IP; one second in, the DNS is restarted on the same
+    port saying `after`, which leads to an smtp-sink on LIVE_IP. volley retries
+    (every 400 ms, doubling, for 10 s) must find the new address and deliver."""
+    with tmpdir() as d:
+        port = free_port_on(["127.0.0.1", DEAD_IP, LIVE_IP])
+        addrs = [f"m{i}@move.test" for i in range(3)]
+        job = write_job(d, addrs, MESSAGE, from_="news@example.com")
+        res = os.path.join(d, "results.jsonl")
+        ub = UnboundServer(d, before, ttl=1, name="unbound-before").start()
+        ub2 = None
+        try:
+            with mx_sink(d, LIVE_IP, port, dump_dir=os.path.join(d, "dumps")) as sink:
+                cmd = [VOLLEY, "send", "--dns", ub.addr, "--port", str(port), "--ip-version",
+                       "4", "--retry-initial", "400ms", "--max-retry-time", "10s",
+                       "--results", res, "--quiet", job]
+                p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+                try:
+                    time.sleep(1.0)
+                    check(p.poll() is None, f"{label}: volley still retrying after 1 s")
+                    ub.stop()
+                    ub2 = UnboundServer(d, after, ttl=1, name="unbound-after")
+                    ub2.port = ub.port
+                    ub2.start()
+                    out, err = p.communicate(timeout=TIMEOUT)
+                finally:
+                    if p.poll() is None:
+                        kill_group(p)
+            check_eq(p.returncode, 0, f"{label}: exit status")
+        finally:
+            ub.stop()
+            if ub2:
+                ub2.stop()
+        res = read_results_mx(res)
+        check_eq(len(res), 3, f"{label}: three result lines")
+        check(all(r["status"] == "delivered" and r["ip"] == LIVE_IP and r["attempts"] >= 2
+                  for r in res), f"{label}: delivered at the new address after a failed attempt",
+              f"{res}")
+        got = sorted(a.strip("<>") for t in sink.dumps() for a in t["rcpts"])
+        check_eq(got, sorted(addrs), f"{label}: the new exchanger received each once")
+
+
+def test_moved_exchanger():
+    moved("moved exchanger",
+          ["move.test. IN MX 10 mx.move.test.", f"mx.move.test. IN A {DEAD_IP}"],
+          ["move.test. IN MX 10 mx.move.test.", f"mx.move.test. IN A {LIVE_IP}"])
+
+
+def test_moved_domain():
+    moved("moved domain",
+          ["move.test. IN MX 10 old.move.test.", f"old.move.test. IN A {DEAD_IP}",
+           f"new.move.test. IN A {LIVE_IP}"],
+          ["move.test. IN MX 10 new.move.test.", f"old.move.test. IN A {DEAD_IP}",
+           f"new.move.test. IN A {LIVE_IP}"])
+
+
 if __name__ == "__main__":
     try:
         run_cases("test_mx", [test_dns_fixture, test_special_domains, test_dns_timeout,
                               test_dns_failure_retried, test_dns_server_rotation, test_ipv6, test_ip_version_4,
                               test_max_connections_per_destination,
-                              test_cname_only_answer])
+                              test_cname_only_answer, test_moved_exchanger, test_moved_domain])
     except Failure as e:
         print(f"FAIL {e}")
         sys.exit(1)
