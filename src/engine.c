@@ -1044,6 +1044,8 @@ static void loop(struct worker *w)
 		io_uring_cq_advance(&w->ring.u, n);
 		if (w->batch.window_us)
 			batch_note(&w->batch, replies, clock_us());
+		if (w->rf.error && !stopping())
+			engine_stop(); /* results cannot be written: start nothing more (docs/delivery.md) */
 		requeue_due(w);
 		if (work_left(w) && w->pool.used < ROUTE_QUEUE_CAP / 2)
 			route_feed(w, FEED_BATCH);
@@ -1121,7 +1123,8 @@ static void *worker_main(void *arg)
 	if (ok)
 		ring_exit(&w->ring);
 	if (resfile_drain(&w->rf) < 0 && w->rc == 0) {
-		snprintf(w->err, sizeof w->err, "writing results: %s", strerror(w->rf.error));
+		snprintf(w->err, sizeof w->err, "writing results: %s (sending stopped at the first "
+		         "failed write; --resume sends again what has no line)", strerror(w->rf.error));
 		w->rc = -1;
 	}
 	atomic_store_explicit(&w->st->sync_writes, w->rf.sync_writes, memory_order_relaxed);

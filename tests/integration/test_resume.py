@@ -12,9 +12,13 @@ Cases:
                       ignored, its recipient sent again; the file is only appended to.
   resume_checks       --resume with --force is refused; a results file of another job is
                       refused (exit 2); resuming a finished run sends nothing.
+  results_unwritable  the results file stops taking writes (a file-size limit, EFBIG):
+                      volley stops sending at the first failed write and exits 1; --resume
+                      then finishes the job, sending again only the few whose lines were lost.
 """
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -150,6 +154,60 @@ def case_torn_last_line():
         check(cut_rcpt in {r["rcpt"] for r in again}, "including the cut line's recipient")
 
 
+RESULTS_LIMIT = 48 * 1024  # octets the results file may grow to in the first run
+
+
+def limit_results():
+    """limit_results - in the child: a file-size limit, and EFBIG instead of SIGXFSZ."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (RESULTS_LIMIT, RESULTS_LIMIT))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def case_results_unwritable(n=3000):
+    with tmpdir() as d:
+        addrs = [f"user{i}@example.net" for i in range(n)]
+        job = write_job(d, addrs, MESSAGE)
+        res = os.path.join(d, "out.jsonl")
+        args = ["send", "--results", res, "--connections", "8", "--max-recipients", "1",
+                "--quiet"]
+        with AiosmtpdServer(d, pipelining=True) as srv:
+            cmd = [VOLLEY] + args + ["--relay", srv.relay, job]
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=120,
+                               preexec_fn=limit_results)
+            err = p.stderr.decode(errors="replace")
+            check_eq(p.returncode, 1, "results that cannot be written: exit status 1")
+            check("writing results: File too large" in err and "sending stopped" in err,
+                  "stderr says why, and that sending stopped", err[-400:])
+            check(os.path.getsize(res) <= RESULTS_LIMIT, "the file stayed within the limit")
+            first, cut = parse_lines(res)
+            done1 = {r["rcpt"] for r in first if r["status"] in FINAL}
+            sent1 = sum(srv.deliveries().values())
+            check(0 < len(done1) and sent1 < n // 2, "sending stopped soon after the first "
+                  "failed write", f"{len(done1)} lines written, {sent1} of {n} sent")
+            rc, out, err = run_volley(args + ["--resume", "--relay", srv.relay, job], timeout=120)
+            check_eq(rc, 0, "the resumed run completed")
+            results, cut2 = parse_lines(res)
+            per_line = {}
+            for r in results:
+                if r["status"] in FINAL:
+                    per_line[r["line"]] = per_line.get(r["line"], 0) + 1
+            check_eq(sorted(per_line), sorted(rcpt_lines(job)), "every job line has a final result")
+            check_eq({k for k, v in per_line.items() if v != 1}, set(),
+                     "exactly one final result per recipient")
+            got = srv.deliveries()
+            check_eq(sorted(a for a in addrs if a not in got), [],
+                     "the server received every recipient")
+            check_eq(sorted(a for a in done1 if got.get(a, 0) != 1), [],
+                     "no recipient with a recorded result was sent twice")
+            twice = [a for a, k in got.items() if k > 1]
+            print(f"     {len(done1)} lines written before the limit, {sent1} sent; "
+                  f"{len(twice)} sent twice (their lines were lost)", flush=True)
+            check(len(twice) <= sent1 - len(done1), "only those sent without a recorded line "
+                  "were sent again", f"{len(twice)} twice, {sent1 - len(done1)} unrecorded")
+            check(len(twice) < 1000, "and they are few (one results buffer and what was in "
+                  "flight)", f"{len(twice)}")
+
+
 def case_resume_checks():
     with tmpdir() as d:
         job = write_job(d, [f"user{i}@example.net" for i in range(10)], MESSAGE)
@@ -178,4 +236,5 @@ def case_resume_checks():
 
 if __name__ == "__main__":
     run_cases("test_resume", [case_kill_early, case_kill_late, case_torn_last_line,
+                              case_results_unwritable,
                               case_resume_checks])
