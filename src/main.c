@@ -9,6 +9,7 @@
 #include "engine.h"
 #include "job.h"
 #include "message.h"
+#include "resolver.h"
 #include "stats.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,10 +20,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define VOLLEY_VERSION "0.1.0"
+#define FD_SPARE      64u   /* descriptors besides sessions and threads: stdio, job, results, ... */
+#define FD_PER_THREAD 4u    /* a thread's ring, its DNS wake-up eventfd, and room */
 
 static volatile sig_atomic_t g_signals;
 
@@ -356,9 +360,42 @@ static int setup_tls(struct run *r)
 }
 
 /* prepare - job, message, relay, results file: every check before anything is sent. */
+/* thread_count - engine threads: --threads, else one per CPU; never more than connections. */
+static unsigned thread_count(const struct send_opts *o)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned n = o->threads ? o->threads : (cpus > 0 ? (unsigned)cpus : 1);
+	return n > o->connections ? o->connections : n;
+}
+
+/* check_fds - enough file descriptors for the sessions, rings and DNS sockets: raise
+ * the soft limit up to the hard one if needed, else refuse before anything is sent
+ * (a thread that cannot open its ring would leave its share of the job unsent). */
+static int check_fds(const struct send_opts *o)
+{
+	unsigned threads = thread_count(o);
+	rlim_t need = (rlim_t)o->connections + FD_SPARE +
+	              (rlim_t)threads * (FD_PER_THREAD + (o->relay ? 0 : RESOLVER_SLOTS));
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		return 0;
+	rlim_t hard = rl.rlim_max;
+	rl.rlim_cur = hard == RLIM_INFINITY || hard >= need ? need : hard;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= need)
+		return 0;
+	fprintf(stderr, "volley send: --connections %u with %u threads needs about %llu file "
+	        "descriptors, and the limit is %llu (ulimit -n; hard limit %llu): raise it, or "
+	        "lower --connections\n", o->connections, threads, (unsigned long long)need,
+	        (unsigned long long)rl.rlim_cur,
+	        (unsigned long long)(hard == RLIM_INFINITY ? 0 : hard));
+	return -1;
+}
+
 static int prepare(struct run *r)
 {
 	char err[4400];
+	if (check_fds(&r->o) < 0)
+		return 2;
 	if (job_open(&r->job, r->o.job, err, sizeof err) < 0 ||
 	    message_load(&r->msg, r->job.message_path, err, sizeof err) < 0) {
 		fprintf(stderr, "volley send: %s\n", err);
@@ -399,7 +436,6 @@ static int prepare(struct run *r)
 static void configure(struct run *r)
 {
 	struct engine_config *c = &r->cfg;
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	c->job = &r->job;
 	c->smtp = (struct smtp_config){
 		.helo = r->helo, .from = r->job.from, .from_flags = r->job.from_flags,
@@ -409,9 +445,7 @@ static void configure(struct run *r)
 		.allow_plaintext_auth = r->o.allow_plaintext_auth,
 	};
 	c->connections = r->o.connections;
-	c->threads = r->o.threads ? r->o.threads : (cpus > 0 ? (unsigned)cpus : 1);
-	if (c->threads > c->connections)
-		c->threads = c->connections;
+	c->threads = thread_count(&r->o);
 	c->mx = r->o.relay == NULL;
 	c->port = r->o.port;
 	c->want4 = r->o.ip_version != 6;

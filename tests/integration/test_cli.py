@@ -2,7 +2,8 @@
 """test_cli.py - volley's command line: help and version, usage errors (exit 2),
 the results file (default name, refusal to overwrite, --force), --quiet,
 relays given as a name, an IPv6 literal and without a port, engine threads
-that cannot start, and an engine thread whose ring fails mid-run (exit 1, still
+that cannot start, a file-descriptor limit too low for --connections (exit 2
+before anything is sent), and an engine thread whose ring fails mid-run (exit 1, still
 one line per recipient; the other thread carries on).
 
 The ring failure is injected with volley's test hook VOLLEY_FAULT_RING=T:N
@@ -230,6 +231,12 @@ def test_engine_cannot_start():
     if SANITIZE:
         raise Skip("ASan's shadow memory does not fit an address-space limit")
     limit = 256 << 20
+    # Each session needs a descriptor (volley refuses to start without them) and
+    # ~35 KB: 16,000 sessions over two threads cannot fit in 256 MB of address space.
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    conns = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard - 128)
+    if conns < 16000:
+        raise Skip(f"needs 16,000 file descriptors; the hard limit is {hard}")
 
     def cap_memory():
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -240,7 +247,7 @@ def test_engine_cannot_start():
                             MESSAGE)
             res = os.path.join(d, "out.jsonl")
             cmd = [VOLLEY, "send", "--relay", sink.relay, "--threads", "2",
-                   "--connections", "65536", "--results", res, "--force", "--quiet", job]
+                   "--connections", str(conns), "--results", res, "--force", "--quiet", job]
             p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
                                timeout=60, preexec_fn=cap_memory)
             err = p.stderr.decode(errors="replace")
@@ -257,6 +264,37 @@ def test_engine_cannot_start():
                           "could not start: out of memory" in r["reply"] and
                           r["attempts"] == 0, "deferred lines say why, 0 attempts", f"{r}")
             check_eq(sink.messages(), 0, "nothing was sent")
+
+
+def test_file_descriptor_limit():
+    """--connections beyond the file-descriptor limit: volley raises its soft limit up
+    to the hard one when that is enough; when it is not, it refuses at once (exit 2,
+    the numbers on stderr), before the results file exists and before anything is
+    sent, instead of leaving a thread without a ring and its share of the job unsent."""
+    def nofile(soft, hard):
+        return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    with tmpdir() as d:
+        with SmtpSink(d) as sink:
+            job = write_job(d, [f"fd{i}@example.org" for i in range(300)], MESSAGE)
+            res = os.path.join(d, "out.jsonl")
+            cmd = [VOLLEY, "send", "--relay", sink.relay, "--threads", "2", "--connections",
+                   "500", "--max-recipients", "1", "--results", res, "--quiet", job]
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+                               preexec_fn=nofile(200, 200))
+            err = p.stderr.decode(errors="replace")
+            check_exit(cmd, p.returncode, err)
+            check_eq(p.returncode, 2, "too few descriptors: exit status 2")
+            check(re.search(r"--connections 500 with 2 threads needs about \d+ file "
+                            r"descriptors, and the limit is 200", err), "stderr gives the numbers",
+                  err[-300:])
+            check(not os.path.exists(res), "no results file was created")
+            check_eq(sink.messages(), 0, "nothing was sent")
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+                               preexec_fn=nofile(200, 1024))
+            check_exit(cmd, p.returncode, p.stderr.decode(errors="replace"))
+            check_eq(p.returncode, 0, "a soft limit below the hard one is raised: exit status 0")
+            check_eq(statuses(read_results(res)), {"delivered": 300}, "and all is delivered")
 
 
 FAIL_REASON = "engine thread 0 failed"
@@ -364,7 +402,8 @@ if __name__ == "__main__":
     try:
         run_cases("test_cli", [test_help_and_version, test_usage_errors, test_results_file,
                                test_relay_ipv6, test_relay_name, test_relay_default_port,
-                               test_engine_cannot_start, test_engine_thread_fails,
+                               test_engine_cannot_start, test_file_descriptor_limit,
+                               test_engine_thread_fails,
                                test_engine_thread_fails_dns])
     except Failure as e:
         print(f"FAIL {e}")
