@@ -1104,6 +1104,7 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	sigset_t all;
 	sigfillset(&all);
+	sigdelset(&all, SIGBUS); /* a fault in the job mapping must reach jobguard's handler */
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	bool ok = worker_setup(w) == 0;
 	if (ok)

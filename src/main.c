@@ -8,6 +8,7 @@
 #include "duration.h"
 #include "engine.h"
 #include "job.h"
+#include "jobguard.h"
 #include "message.h"
 #include "resolver.h"
 #include "stats.h"
@@ -474,6 +475,7 @@ static int cmd_send(int argc, char **argv)
 		return rc;
 	configure(&r);
 	install_signals();
+	jobguard_arm(r.job.map, r.job.size, r.job.path, r.results);
 	struct engine_stats *st = calloc(r.cfg.threads, sizeof *st);
 	struct progress p = { .st = st, .threads = r.cfg.threads, .t0 = clock_ms_precise(),
 		.live = !r.o.quiet && isatty(2) };

@@ -12,6 +12,9 @@ Cases:
                       ignored, its recipient sent again; the file is only appended to.
   resume_checks       --resume with --force is refused; a results file of another job is
                       refused (exit 2); resuming a finished run sends nothing.
+  job_truncated       the job file is truncated under volley during the run (it is
+                      memory-mapped): exit 1 at once with a clear message, not a crash
+                      (SIGBUS); with the file restored, --resume finishes the job.
   results_unwritable  the results file stops taking writes (a file-size limit, EFBIG):
                       volley stops sending at the first failed write and exits 1; --resume
                       then finishes the job, sending again only the few whose lines were lost.
@@ -154,6 +157,52 @@ def case_torn_last_line():
         check(cut_rcpt in {r["rcpt"] for r in again}, "including the cut line's recipient")
 
 
+def case_job_truncated(n=100000):
+    with tmpdir() as d:
+        addrs = [f"user{i}@example.net" for i in range(n)]
+        job = write_job(d, addrs, MESSAGE)
+        with open(job, "rb") as f:
+            whole = f.read()
+        res = os.path.join(d, "out.jsonl")
+        args = ["send", "--results", res, "--connections", "20", "--max-recipients", "1",
+                "--quiet"]
+        with SmtpSink(d) as sink:
+            p = subprocess.Popen([VOLLEY] + args + ["--relay", sink.relay, job],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, start_new_session=True)
+            try:
+                t0 = time.monotonic()
+                while time.monotonic() - t0 < 30 and p.poll() is None and \
+                        (not os.path.exists(res) or os.path.getsize(res) < 200_000):
+                    time.sleep(0.005)
+                check(p.poll() is None, "volley was still running when the job was truncated")
+                os.truncate(job, len(whole) // 5)
+                err = p.communicate(timeout=60)[1].decode(errors="replace")
+            finally:
+                if p.poll() is None:
+                    kill_group(p)
+            check_eq(p.returncode, 1, "a truncated job: exit status 1 (not a crash: SIGBUS "
+                     "would be -7)")
+            check("was truncated during the run" in err and "--resume" in err,
+                  "stderr says what happened and what to do", err[-400:])
+            first, cut = parse_lines(res)
+            check(len(cut) <= 1 and 0 < len(first) < n, "the results so far are whole lines",
+                  f"{len(first)} lines, {len(cut)} cut")
+            with open(job, "wb") as f:
+                f.write(whole)
+            rc, out, err = run_volley(args + ["--resume", "--relay", sink.relay, job],
+                                      timeout=120)
+        check_eq(rc, 0, "with the job restored, the resumed run completed")
+        results, _ = parse_lines(res)
+        per_line = {}
+        for r in results:
+            if r["status"] in FINAL:
+                per_line[r["line"]] = per_line.get(r["line"], 0) + 1
+        check_eq(len(per_line), n, "every job line has a final result")
+        check_eq({k for k, v in per_line.items() if v != 1}, set(),
+                 "exactly one final result per recipient")
+
+
 RESULTS_LIMIT = 48 * 1024  # octets the results file may grow to in the first run
 
 
@@ -236,5 +285,5 @@ def case_resume_checks():
 
 if __name__ == "__main__":
     run_cases("test_resume", [case_kill_early, case_kill_late, case_torn_last_line,
-                              case_results_unwritable,
+                              case_job_truncated, case_results_unwritable,
                               case_resume_checks])
