@@ -31,7 +31,7 @@
 
 static volatile sig_atomic_t g_signals;
 
-/* on_signal - first SIGINT/SIGTERM: stop taking recipients; second SIGINT: exit now. */
+/* on_signal - first SIGINT/SIGTERM/SIGHUP: stop taking recipients; second SIGINT: exit now. */
 static void on_signal(int sig)
 {
 	if (g_signals++ > 0 && sig == SIGINT)
@@ -39,7 +39,8 @@ static void on_signal(int sig)
 	engine_stop();
 }
 
-/* install_signals - SIGINT/SIGTERM handlers; SIGPIPE ignored (sends use MSG_NOSIGNAL too). */
+/* install_signals - SIGINT/SIGTERM/SIGHUP handlers (a closed terminal stops the run
+ * cleanly, like SIGTERM); SIGPIPE ignored (sends use MSG_NOSIGNAL too). */
 static void install_signals(void)
 {
 	struct sigaction sa;
@@ -48,6 +49,7 @@ static void install_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 

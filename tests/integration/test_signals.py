@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""test_signals.py - SIGINT/SIGTERM: finish what is in flight, QUIT, and give
+"""test_signals.py - SIGINT/SIGTERM/SIGHUP: finish what is in flight, QUIT, and give
 every recipient exactly one result line; exit status 1 (the run did not complete).
 
 The sink delays its DATA replies (smtp-sink -w), so the run is still going when
@@ -162,6 +162,11 @@ def test_sigterm():
     interrupted(signal.SIGTERM)
 
 
+def test_sighup():
+    """A hang-up (the terminal closed) stops the run cleanly too, instead of killing it."""
+    interrupted(signal.SIGHUP)
+
+
 if __name__ == "__main__":
-    run_cases("test_signals", [test_sigint, test_sigterm, test_grace_period_over,
+    run_cases("test_signals", [test_sigint, test_sigterm, test_sighup, test_grace_period_over,
                                test_stop_with_retries_waiting, test_stop_before_greeting])
