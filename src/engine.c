@@ -60,6 +60,8 @@ static void emit(struct worker *w, const struct result *r)
 	                      r->status == RS_BOUNCED ? &w->st->bounced :
 	                      r->status == RS_DEFERRED ? &w->st->deferred : &w->st->failed;
 	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+	if (r->attempts == 0)
+		atomic_fetch_add_explicit(&w->st->untried, 1, memory_order_relaxed);
 }
 
 /* stopping - a stop was requested. */
@@ -1194,6 +1196,7 @@ static int orphan_slice(const struct engine_config *cfg, struct job_cursor cur,
 		}
 		used += result_format(buf + used, sizeof buf - used, &res);
 		atomic_fetch_add_explicit(rc > 0 ? &st->deferred : &st->failed, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&st->untried, 1, memory_order_relaxed);
 	}
 	return resfile_write_fd(cfg->results_fd, buf, used);
 }

@@ -26,6 +26,7 @@ struct engine_stats {
 	_Atomic uint64_t retrying;     /* ... of which wait for a retry */
 	_Atomic uint64_t retries;      /* retries scheduled */
 	_Atomic uint64_t retry_full;   /* deferred recipients not retried: the retry table was full */
+	_Atomic uint64_t untried;      /* results with no attempt: bad lines, or the run stopped first */
 	_Atomic uint64_t sync_writes;  /* results writes that had to block */
 	_Atomic uint64_t dns_queries;  /* DNS queries sent (retransmissions included) */
 	_Atomic uint64_t dns_tcp;      /* ... of which over TCP */

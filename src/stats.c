@@ -21,6 +21,7 @@ void stats_sum(const struct progress *p, struct totals *t)
 		t->retries += atomic_load_explicit(&s->retries, memory_order_relaxed);
 		t->retrying += atomic_load_explicit(&s->retrying, memory_order_relaxed);
 		t->retry_full += atomic_load_explicit(&s->retry_full, memory_order_relaxed);
+		t->untried += atomic_load_explicit(&s->untried, memory_order_relaxed);
 	}
 }
 
@@ -57,20 +58,25 @@ void stats_tick(void *arg)
 	fflush(stderr);
 }
 
-/* stats_summary - the final counts, time and rate. */
+/* stats_summary - the final counts, time and rate (of the recipients attempted: those
+ * never attempted, bad lines or left when the run stopped, took no time). */
 void stats_summary(const struct progress *p, FILE *f, const char *results_path)
 {
 	struct totals t;
 	stats_sum(p, &t);
 	uint64_t done = done_of(&t);
+	uint64_t tried = done > t.untried ? done - t.untried : 0;
 	double secs = (double)(clock_ms_precise() - p->t0) / 1000.0;
 	if (p->live)
 		fputs("\r\033[K", stderr);
 	fprintf(f, "volley: %llu recipients in %.2f s, %.0f msgs/s: delivered %llu, bounced %llu, "
 	        "deferred %llu, failed %llu\n", (unsigned long long)done, secs,
-	        secs > 0 ? (double)done / secs : 0.0, (unsigned long long)t.delivered,
+	        secs > 0 ? (double)tried / secs : 0.0, (unsigned long long)t.delivered,
 	        (unsigned long long)t.bounced, (unsigned long long)t.deferred,
 	        (unsigned long long)t.failed);
+	if (t.untried)
+		fprintf(f, "volley: %llu of them not attempted (bad job lines, or the run stopped "
+		        "first); msgs/s counts the others\n", (unsigned long long)t.untried);
 	fprintf(f, "volley: %llu connections, %u threads (%s)\n",
 	        (unsigned long long)t.connections, p->threads, p->st[0].ring_mode);
 	if (t.dns_queries)

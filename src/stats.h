@@ -11,6 +11,7 @@ struct totals {
 	uint64_t delivered, bounced, deferred, failed, inflight, connections, sync_writes;
 	uint64_t dns_queries, dns_tcp;
 	uint64_t retries, retrying, retry_full; /* retries scheduled, waiting now, not retried (table full) */
+	uint64_t untried;            /* results without an attempt (not in msgs/s) */
 };
 
 /* Progress state kept by the main thread. */
