@@ -11,6 +11,7 @@
 #include "budget.h"
 #include "clock.h"
 #include "dnscache.h"
+#include "jobguard.h"
 #include "worker.h"
 #include <errno.h>
 #include <netinet/in.h>
@@ -90,7 +91,7 @@ static bool defer(struct worker *w, const struct rcpt *rc, int code, const char 
 	if (w->now >= end)
 		return false;
 	e->attempts++;
-	retry_note(e, code, enh, text, len, d, ai);
+	retry_note(e, code, enh, text, len, d, ai, d ? d->addr_gen : 0);
 	int64_t due = w->now + retry_backoff(c->retry_initial, e->attempts, arc4random());
 	retry_wait(&w->rt, id, due < end ? due : end);
 	atomic_fetch_add_explicit(&w->st->retries, 1, memory_order_relaxed);
@@ -114,7 +115,7 @@ static void emit_at(struct worker *w, const struct rcpt *rc, enum result_status 
 		text = e->text;
 		len = e->text_len;
 		d = e->dest;
-		ai = e->ai;
+		ai = d && d->addr_gen == e->gen ? e->ai : -1; /* re-resolved since: not that server */
 		t0 = -1;
 	}
 	char addr[ADDR_MAX_MAILBOX + 1];
@@ -196,10 +197,13 @@ bool take(struct worker *w, struct rcpt *out)
 			atomic_fetch_add_explicit(&w->st->inflight, 1, memory_order_relaxed);
 			return true;
 		}
-		if (rc == 0)
+		if (rc == 0) {
 			w->exhausted = true;
-		else
-			emit_bad(w, out, why ? why : "bad line");
+			break;
+		}
+		if (out->rec && memchr(out->rec, '\0', out->rec_len))
+			jobguard_check(); /* zeros past a truncation: it stops the run there */
+		emit_bad(w, out, why ? why : "bad line");
 	}
 	return false;
 }
@@ -238,6 +242,8 @@ static unsigned cb_next_txn(void *ctx, struct rcpt *out, unsigned max, size_t bu
 	}
 	/* Take a recipient only while the longest possible RCPT still fits. */
 	while (n < max && used + 12u + ADDR_MAX_MAILBOX <= budget && dest_pop(&w->pool, d, &out[n])) {
+		if (memchr(out[n].raw, '\0', out[n].raw_len))
+			jobguard_check(); /* zeros where its line was: the job file was cut under us */
 		used += smtp_rcpt_cost(&out[n]);
 		n++;
 	}

@@ -4,11 +4,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static uintptr_t g_base, g_end;
 static char g_msg[9000];
 static size_t g_len;
+static char g_path[4096];
 
 /* on_sigbus - a fault in the mapping: say so and exit; any other: the default action. */
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
@@ -30,6 +32,7 @@ void jobguard_arm(const char *base, size_t size, const char *path, const char *r
 		return;
 	g_base = (uintptr_t)base;
 	g_end = g_base + size;
+	snprintf(g_path, sizeof g_path, "%s", path);
 	int n = snprintf(g_msg, sizeof g_msg, "volley send: the job file %.4000s was truncated "
 	                 "during the run (a read past its new end); stopped at once. Results "
 	                 "written so far are in %.4000s: restore the job file and run again with "
@@ -41,4 +44,15 @@ void jobguard_arm(const char *base, size_t size, const char *path, const char *r
 	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, NULL);
+}
+
+/* jobguard_check - stop as on SIGBUS if the job file is now shorter than its mapping. */
+void jobguard_check(void)
+{
+	struct stat st;
+	if (g_end > g_base && stat(g_path, &st) == 0 && (uintptr_t)st.st_size < g_end - g_base) {
+		ssize_t w = write(2, g_msg, g_len);
+		(void)w;
+		_exit(1);
+	}
 }

@@ -28,6 +28,9 @@
 #define VOLLEY_VERSION "0.1.0"
 #define FD_SPARE      64u   /* descriptors besides sessions and threads: stdio, job, results, ... */
 #define FD_PER_THREAD 4u    /* a thread's ring, its DNS wake-up eventfd, and room */
+#define FD_DNS_MIN    256u  /* DNS sockets needed at least over all threads (MX mode); more
+                             * are wanted, up to RESOLVER_SLOTS per thread, but without them
+                             * a query only waits or fails for a while (retried) */
 
 static volatile sig_atomic_t g_signals;
 
@@ -40,7 +43,8 @@ static void on_signal(int sig)
 }
 
 /* install_signals - SIGINT/SIGTERM/SIGHUP handlers (a closed terminal stops the run
- * cleanly, like SIGTERM); SIGPIPE ignored (sends use MSG_NOSIGNAL too). */
+ * cleanly, like SIGTERM, unless SIGHUP was ignored, as under nohup); SIGPIPE ignored
+ * (sends use MSG_NOSIGNAL too). */
 static void install_signals(void)
 {
 	struct sigaction sa;
@@ -49,7 +53,9 @@ static void install_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	struct sigaction old;
+	if (sigaction(SIGHUP, NULL, &old) == 0 && old.sa_handler != SIG_IGN) /* nohup: stays ignored */
+		sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -372,24 +378,31 @@ static unsigned thread_count(const struct send_opts *o)
 }
 
 /* check_fds - enough file descriptors for the sessions, rings and DNS sockets: raise
- * the soft limit up to the hard one if needed, else refuse before anything is sent
- * (a thread that cannot open its ring would leave its share of the job unsent). */
+ * the soft limit (up to the hard one) to what a run may use, and refuse before anything
+ * is sent when even what it needs is not there (a thread that cannot open its ring
+ * would leave its share of the job unsent). */
 static int check_fds(const struct send_opts *o)
 {
 	unsigned threads = thread_count(o);
-	rlim_t need = (rlim_t)o->connections + FD_SPARE +
-	              (rlim_t)threads * (FD_PER_THREAD + (o->relay ? 0 : RESOLVER_SLOTS));
+	rlim_t base = (rlim_t)o->connections + FD_SPARE + (rlim_t)threads * FD_PER_THREAD;
+	rlim_t dns = o->relay ? 0 : (rlim_t)threads * RESOLVER_SLOTS;
+	rlim_t want = base + dns, need = base + (dns < FD_DNS_MIN ? dns : FD_DNS_MIN);
 	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
 		return 0;
 	rlim_t hard = rl.rlim_max;
-	rl.rlim_cur = hard == RLIM_INFINITY || hard >= need ? need : hard;
-	if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= need)
+	rlim_t got = hard == RLIM_INFINITY || hard >= want ? want : hard;
+	if (got > rl.rlim_cur) {
+		rl.rlim_cur = got;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur >= need)
 		return 0;
-	fprintf(stderr, "volley send: --connections %u with %u threads needs about %llu file "
+	fprintf(stderr, "volley send: --connections %u with %u threads needs at least %llu file "
 	        "descriptors, and the limit is %llu (ulimit -n; hard limit %llu): raise it, or "
-	        "lower --connections\n", o->connections, threads, (unsigned long long)need,
-	        (unsigned long long)rl.rlim_cur,
+	        "lower --connections or --threads\n", o->connections, threads,
+	        (unsigned long long)need, (unsigned long long)rl.rlim_cur,
 	        (unsigned long long)(hard == RLIM_INFINITY ? 0 : hard));
 	return -1;
 }

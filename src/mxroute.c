@@ -175,6 +175,7 @@ static void revive(struct worker *w, struct dest *d)
 		return; /* sessions still bound to it use its address list */
 	d->ready = false;
 	d->naddr = 0;
+	d->addr_gen++;
 	d->good = -1;
 	for (unsigned i = 0; i < d->nhost; i++) {
 		d->host[i].n4 = d->host[i].n6 = 0;

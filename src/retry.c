@@ -55,7 +55,7 @@ struct retry_entry *retry_get(struct retry *t, uint32_t id)
 
 /* retry_note - keep the last outcome. */
 void retry_note(struct retry_entry *e, int code, const char *enh, const char *text, size_t len,
-                const void *dest, int ai)
+                const void *dest, int ai, uint32_t gen)
 {
 	e->code = (int16_t)code;
 	size_t n = enh ? strnlen(enh, sizeof e->enh - 1) : 0;
@@ -67,6 +67,7 @@ void retry_note(struct retry_entry *e, int code, const char *enh, const char *te
 	e->text_len = (uint16_t)len;
 	e->dest = dest;
 	e->ai = ai;
+	e->gen = gen;
 }
 
 /* due_of - heap key. */

@@ -17,6 +17,7 @@ struct retry_entry {
 	int64_t due_ms;              /* when the next attempt may start */
 	const void *dest;            /* destination of the last attempt, or NULL */
 	int32_t ai;                  /* address index of the last attempt, -1 if none */
+	uint32_t gen;                /* the destination's address generation then (ai is valid in it) */
 	uint16_t attempts;           /* attempts made so far */
 	int16_t code;                /* last reply code, 0 if local */
 	char enh[12];                /* last enhanced code, "" if none */
@@ -44,7 +45,7 @@ struct retry_entry *retry_get(struct retry *t, uint32_t id);
 
 /* retry_note - remember the last outcome of an entry (text is cut to RETRY_MAX_TEXT). */
 void retry_note(struct retry_entry *e, int code, const char *enh, const char *text, size_t len,
-                const void *dest, int ai);
+                const void *dest, int ai, uint32_t gen);
 
 /* retry_wait - put id in the heap, due at due_ms. */
 void retry_wait(struct retry *t, uint32_t id, int64_t due_ms);

@@ -72,6 +72,7 @@ struct dest {
 	bool down;                   /* every address failed: fail is the outcome */
 	struct route_fail fail;
 	unsigned naddr;
+	uint32_t addr_gen;           /* bumped when addr is rebuilt (revive): older indexes are stale */
 	struct daddr addr[ROUTE_MAX_ADDRS];
 	unsigned cursor;             /* first address new connections try */
 	int good;                    /* last address that worked, -1 if none */

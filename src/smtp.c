@@ -275,11 +275,30 @@ static void send_hello(struct smtp *s, enum smtp_cmd cmd)
 	s->state = SS_HELLO;
 }
 
+/* wire_safe - the address read now is still the one checked when the job line was
+ * parsed (its length) and holds nothing that could end or split a command line:
+ * the job is mapped, and a file changed under the mapping must not reach the wire. */
+static bool wire_safe(const struct rcpt *r, const char *a, size_t n)
+{
+	if (n != r->addr_len)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)a[i] < 0x20 || a[i] == 0x7f)
+			return false;
+	return true;
+}
+
 /* send_rcpt - queue RCPT TO for recipient i of txn slot ti. */
 static int send_rcpt(struct smtp *s, unsigned ti, unsigned i)
 {
 	char addr[ADDR_MAX_MAILBOX + 1];
-	size_t n = rcpt_addr(&s->txn[ti].rcpt[i], addr);
+	const struct rcpt *r = &s->txn[ti].rcpt[i];
+	size_t n = rcpt_addr(r, addr);
+	if (!wire_safe(r, addr, n)) {
+		fail_protocol(s, "internal: a recipient's job line changed since it was read "
+		              "(the job file was modified during the run)");
+		return -1;
+	}
 	if (put(s, "RCPT TO:<", 9, addr, n, ">\r\n", 3) < 0)
 		return -1;
 	return expect(s, CMD_RCPT, ti, i);

@@ -59,6 +59,32 @@ def interrupted(sig):
         check(not bad, f"{name}: every recipient not sent is deferred, not attempted", f"{bad[:3]}")
 
 
+def test_sighup_ignored_under_nohup():
+    """Started with SIGHUP ignored (as nohup does), volley keeps it ignored: a hang-up
+    mid-run changes nothing, and the run completes."""
+    with tmpdir() as d:
+        job = write_job(d, [f"u{i}@example.org" for i in range(40)], MESSAGE)
+        res = os.path.join(d, "out.jsonl")
+        with SmtpSink(d, options=["-w", "1"]) as sink:
+            p = subprocess.Popen([VOLLEY, "send", "--relay", sink.relay, "--connections", "4",
+                                  "--max-recipients", "10", "--results", res, job],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 start_new_session=True,
+                                 preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+            time.sleep(0.5)
+            p.send_signal(signal.SIGHUP)
+            try:
+                out, err = p.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                raise Failure("volley did not finish within 60 s")
+        check_eq(p.returncode, 0, "SIGHUP ignored: the run completed (exit status 0)")
+        results = read_results(res)
+        check_one_result_per_line(results, rcpt_lines(job))
+        check(all(r["status"] == "delivered" for r in results), "every recipient delivered",
+              f"{[r for r in results if r['status'] != 'delivered'][:2]}")
+
+
 def test_grace_period_over():
     """The server takes 20 s to answer DATA; after SIGINT, --grace 500ms: the transactions
     in flight are closed when it is over and their recipients are deferred, saying why."""
@@ -168,5 +194,6 @@ def test_sighup():
 
 
 if __name__ == "__main__":
-    run_cases("test_signals", [test_sigint, test_sigterm, test_sighup, test_grace_period_over,
+    run_cases("test_signals", [test_sigint, test_sigterm, test_sighup,
+                               test_sighup_ignored_under_nohup, test_grace_period_over,
                                test_stop_with_retries_waiting, test_stop_before_greeting])

@@ -59,11 +59,12 @@ Test(retry, note_keeps_a_cut_copy_of_the_last_reply)
 	struct retry_entry *e = retry_get(&t, retry_new(&t, &r, 5));
 	char big[RETRY_MAX_TEXT + 50];
 	memset(big, 'x', sizeof big);
-	retry_note(e, 451, "4.3.0-too-long-for-the-field", big, sizeof big, NULL, 2);
+	retry_note(e, 451, "4.3.0-too-long-for-the-field", big, sizeof big, NULL, 2, 7);
 	cr_assert_eq(e->code, 451);
 	cr_assert_eq(e->text_len, RETRY_MAX_TEXT);
 	cr_assert_eq(strlen(e->enh), sizeof e->enh - 1);
 	cr_assert_eq(e->ai, 2);
+	cr_assert_eq(e->gen, 7);
 	cr_assert_eq(e->first_ms, 5);
 	retry_free(&t);
 }

@@ -165,6 +165,27 @@ Test(smtp, pipelined_groups_and_rcpt_rejection)
 		cr_assert_eq(fk.results[i], 1);
 }
 
+Test(smtp, a_recipient_changed_under_the_mapping_never_reaches_the_wire)
+{
+	/* The job is mapped: if its file is rewritten after a line was parsed, the address
+	 * read at send time may hold a CR LF (an injected command) or zeros (a truncation). */
+	static char a[] = "a@example.org", b[] = "b@example.org";
+	setup_with(body, 100, 1000, false);
+	add_rcpt(a);
+	add_rcpt(b);
+	b[1] = '\r';
+	b[2] = '\n';
+	greet("250-mx.test\r\n250 PIPELINING\r\n");
+	char *o = out();
+	cr_assert_null(strstr(o, "\r\nexample.org"), "no CR LF from the changed line: %s", o);
+	cr_assert_null(strstr(o, "RCPT TO:<b"), "the changed recipient is not sent: %s", o);
+	cr_assert_eq(sm.state, SS_FAILED);
+	cr_assert_eq(fk.results[0], 1);
+	cr_assert_eq(fk.results[1], 1);
+	cr_assert_eq(fk.st[1], RS_DEFERRED);
+	cr_assert(strstr(fk.text[1], "job line changed since it was read"), "%s", fk.text[1]);
+}
+
 Test(smtp, lockstep_one_command_at_a_time)
 {
 	setup_with(body, 100, 1000, false);
