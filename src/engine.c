@@ -850,6 +850,35 @@ static void abandon_sessions(struct worker *w, const char *why)
 	}
 }
 
+/* settle_results_write - the ring failed with a results write in flight: wait up to
+ * RES_SETTLE_MS for its completion (other completions are dropped: their sessions are
+ * gone). If it does not come, whether the lines were written is unknown, so the
+ * buffer goes back to the queue for the synchronous drain (resfile_requeue_inflight). */
+static void settle_results_write(struct worker *w)
+{
+	int64_t until = clock_ms() + RES_SETTLE_MS;
+	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100 * 1000000L };
+	while (w->res_inflight && clock_ms() < until) {
+		struct io_uring_cqe *cqe;
+		int rc = io_uring_wait_cqe_timeout(&w->ring.u, &cqe, &ts);
+		if (rc == -ETIME || rc == -EINTR)
+			continue;
+		if (rc < 0)
+			break;
+		uint64_t data = io_uring_cqe_get_data64(cqe);
+		int res = cqe->res;
+		io_uring_cqe_seen(&w->ring.u, cqe);
+		if ((data & 0xff) == OP_RESWRITE) {
+			w->res_inflight = false;
+			resfile_done(&w->rf, res);
+		}
+	}
+	if (w->res_inflight) {
+		resfile_requeue_inflight(&w->rf);
+		w->res_inflight = false;
+	}
+}
+
 /* timer_fired - the wheel says the session's deadline or its hold is due. */
 static void timer_fired(struct session *s)
 {
@@ -1038,6 +1067,7 @@ static void loop(struct worker *w)
 			char why[320];
 			snprintf(why, sizeof why, "engine thread %u failed (%s)", w->id, w->err);
 			abandon_sessions(w, why);
+			settle_results_write(w);
 			break;
 		}
 		w->now = clock_ms();

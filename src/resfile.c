@@ -143,6 +143,19 @@ void resfile_done(struct resfile *rf, long res)
 	rf->inflight = -1;
 }
 
+/* resfile_requeue_inflight - put the in-flight buffer back at the head of the queue. */
+void resfile_requeue_inflight(struct resfile *rf)
+{
+	int b = rf->inflight;
+	if (b < 0)
+		return;
+	for (unsigned k = rf->nqueue; k > 0; k--) /* room: inflight was neither cur nor queued */
+		rf->queue[k] = rf->queue[k - 1];
+	rf->queue[0] = (uint8_t)b;
+	rf->nqueue++;
+	rf->inflight = -1;
+}
+
 /* resfile_idle - nothing left to write. */
 bool resfile_idle(const struct resfile *rf)
 {

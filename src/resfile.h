@@ -10,6 +10,7 @@
 #define RES_FLUSH_BYTES (32u * 1024u) /* a partial buffer is written once it holds this much */
 #define RES_FLUSH_MS    10         /* ... or once its oldest line is this old (the crash window) */
 #define RES_SYNC_MS     1000       /* thread 0 puts the results file on disk this often (power loss) */
+#define RES_SETTLE_MS   2000       /* after a ring failure, how long to wait for a write in flight */
 
 /* Per-thread results writer state. The engine moves the bytes (a ring WRITE). */
 struct resfile {
@@ -47,6 +48,11 @@ bool resfile_next(struct resfile *rf, bool flush_partial, const char **p, size_t
 
 /* resfile_done - the in-flight write finished with result res (bytes or -errno). */
 void resfile_done(struct resfile *rf, long res);
+
+/* resfile_requeue_inflight - the in-flight write's outcome will never be known (the
+ * ring failed): queue its buffer again, first, for resfile_drain. A line written twice
+ * beats a line lost, whose recipient --resume would send again. */
+void resfile_requeue_inflight(struct resfile *rf);
 
 /* resfile_idle - nothing buffered and nothing in flight. */
 bool resfile_idle(const struct resfile *rf);
