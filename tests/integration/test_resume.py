@@ -49,6 +49,31 @@ def parse_lines(path):
     return good, cut
 
 
+def check_final_once(res, job, label):
+    """check_final_once - every job line has exactly one final result in res.
+    Returns (results, cut lines) of the file."""
+    results, cut = parse_lines(res)
+    per_line = {}
+    for r in results:
+        if r["status"] in FINAL:
+            per_line[r["line"]] = per_line.get(r["line"], 0) + 1
+    check_eq(sorted(per_line), sorted(rcpt_lines(job)), f"{label}: every job line has a final result")
+    check_eq({k for k, v in per_line.items() if v != 1}, set(),
+             f"{label}: exactly one final result per recipient")
+    return results, cut
+
+
+def new_run(d, n, connections):
+    """new_run - a job of n recipients in d: (addresses, job path, results path, the
+    volley arguments without --relay and the job)."""
+    addrs = [f"user{i}@example.net" for i in range(n)]
+    job = write_job(d, addrs, MESSAGE)
+    res = os.path.join(d, "out.jsonl")
+    args = ["send", "--results", res, "--connections", str(connections), "--max-recipients",
+            "1", "--quiet"]
+    return addrs, job, res, args
+
+
 def kill_when(srv_events, want, proc, limit=60):
     """kill_when - SIGKILL proc's group once the server recorded want DATA events."""
     t0 = time.monotonic()
@@ -72,11 +97,7 @@ def kill_when(srv_events, want, proc, limit=60):
 def kill_and_resume(at, n=1500):
     """kill_and_resume - kill after `at` deliveries, resume, check both runs together."""
     with tmpdir() as d:
-        addrs = [f"user{i}@example.net" for i in range(n)]
-        job = write_job(d, addrs, MESSAGE)
-        res = os.path.join(d, "out.jsonl")
-        args = ["send", "--results", res, "--connections", "8", "--max-recipients", "1",
-                "--quiet"]
+        addrs, job, res, args = new_run(d, n, 8)
         with AiosmtpdServer(d, pipelining=True) as srv:
             p = subprocess.Popen([VOLLEY] + args + ["--relay", srv.relay, job],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -89,17 +110,9 @@ def kill_and_resume(at, n=1500):
         check_eq(rc, 0, f"kill at {at}: the resumed run completed")
         check(0 < len(done1) < n, f"kill at {at}: the first run was cut short",
               f"{len(done1)} final results")
-        results, cut2 = parse_lines(res)
+        results, cut2 = check_final_once(res, job, f"kill at {at}")
         check(len(cut2) <= 1, f"kill at {at}: at most one cut line (the one being written)",
               f"{cut2[:2]}")
-        per_line = {}
-        for r in results:
-            if r["status"] in FINAL:
-                per_line[r["line"]] = per_line.get(r["line"], 0) + 1
-        lines = rcpt_lines(job)
-        check_eq(sorted(per_line), sorted(lines), f"kill at {at}: every job line has a final result")
-        check_eq({k for k, v in per_line.items() if v != 1}, set(),
-                 f"kill at {at}: exactly one final result per recipient")
         got = srv.deliveries()
         check_eq(sorted(a for a in addrs if a not in got), [],
                  f"kill at {at}: the server received every recipient")
@@ -159,13 +172,9 @@ def case_torn_last_line():
 
 def case_job_truncated(n=100000):
     with tmpdir() as d:
-        addrs = [f"user{i}@example.net" for i in range(n)]
-        job = write_job(d, addrs, MESSAGE)
+        addrs, job, res, args = new_run(d, n, 20)
         with open(job, "rb") as f:
             whole = f.read()
-        res = os.path.join(d, "out.jsonl")
-        args = ["send", "--results", res, "--connections", "20", "--max-recipients", "1",
-                "--quiet"]
         with SmtpSink(d) as sink:
             p = subprocess.Popen([VOLLEY] + args + ["--relay", sink.relay, job],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -193,14 +202,7 @@ def case_job_truncated(n=100000):
             rc, out, err = run_volley(args + ["--resume", "--relay", sink.relay, job],
                                       timeout=120)
         check_eq(rc, 0, "with the job restored, the resumed run completed")
-        results, _ = parse_lines(res)
-        per_line = {}
-        for r in results:
-            if r["status"] in FINAL:
-                per_line[r["line"]] = per_line.get(r["line"], 0) + 1
-        check_eq(len(per_line), n, "every job line has a final result")
-        check_eq({k for k, v in per_line.items() if v != 1}, set(),
-                 "exactly one final result per recipient")
+        check_final_once(res, job, "truncated, restored and resumed")
 
 
 RESULTS_LIMIT = 48 * 1024  # octets the results file may grow to in the first run
@@ -214,11 +216,7 @@ def limit_results():
 
 def case_results_unwritable(n=3000):
     with tmpdir() as d:
-        addrs = [f"user{i}@example.net" for i in range(n)]
-        job = write_job(d, addrs, MESSAGE)
-        res = os.path.join(d, "out.jsonl")
-        args = ["send", "--results", res, "--connections", "8", "--max-recipients", "1",
-                "--quiet"]
+        addrs, job, res, args = new_run(d, n, 8)
         with AiosmtpdServer(d, pipelining=True) as srv:
             cmd = [VOLLEY] + args + ["--relay", srv.relay, job]
             p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=120,
@@ -235,14 +233,7 @@ def case_results_unwritable(n=3000):
                   "failed write", f"{len(done1)} lines written, {sent1} of {n} sent")
             rc, out, err = run_volley(args + ["--resume", "--relay", srv.relay, job], timeout=120)
             check_eq(rc, 0, "the resumed run completed")
-            results, cut2 = parse_lines(res)
-            per_line = {}
-            for r in results:
-                if r["status"] in FINAL:
-                    per_line[r["line"]] = per_line.get(r["line"], 0) + 1
-            check_eq(sorted(per_line), sorted(rcpt_lines(job)), "every job line has a final result")
-            check_eq({k for k, v in per_line.items() if v != 1}, set(),
-                     "exactly one final result per recipient")
+            check_final_once(res, job, "unwritable results, resumed")
             got = srv.deliveries()
             check_eq(sorted(a for a in addrs if a not in got), [],
                      "the server received every recipient")
