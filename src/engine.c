@@ -242,8 +242,9 @@ static unsigned cb_next_txn(void *ctx, struct rcpt *out, unsigned max, size_t bu
 	}
 	/* Take a recipient only while the longest possible RCPT still fits. */
 	while (n < max && used + 12u + ADDR_MAX_MAILBOX <= budget && dest_pop(&w->pool, d, &out[n])) {
-		if (memchr(out[n].raw, '\0', out[n].raw_len))
-			jobguard_check(); /* zeros where its line was: the job file was cut under us */
+		if (out[n].raw_len && out[n].raw[out[n].raw_len - 1] == '\0')
+			jobguard_check(); /* zeros to the end of the page where its line was: the file
+			                   * was cut under us (a real address never ends in NUL) */
 		used += smtp_rcpt_cost(&out[n]);
 		n++;
 	}
