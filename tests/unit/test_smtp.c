@@ -186,6 +186,24 @@ Test(smtp, a_recipient_changed_under_the_mapping_never_reaches_the_wire)
 	cr_assert(strstr(fk.text[1], "job line changed since it was read"), "%s", fk.text[1]);
 }
 
+Test(smtp, a_control_octet_anywhere_in_a_changed_address_is_caught)
+{
+	/* wire_safe checks eight octets at a time, then the rest: try every position. */
+	static const char good[] = "first.last+tag@mail.example.org";
+	static char a[sizeof good];
+	for (size_t pos = 0; pos + 1 < sizeof good; pos++) {
+		for (int k = 0; k < 3; k++) {
+			memcpy(a, good, sizeof good);
+			setup_with(body, 100, 1000, false);
+			add_rcpt(a);
+			a[pos] = k == 0 ? '\n' : k == 1 ? '\r' : '\x1f';
+			greet("250-mx.test\r\n250 PIPELINING\r\n");
+			cr_assert_eq(sm.state, SS_FAILED, "octet %d at %zu not caught", k, pos);
+			cr_assert_null(strstr(out(), "RCPT TO:"), "nothing sent for position %zu", pos);
+		}
+	}
+}
+
 Test(smtp, lockstep_one_command_at_a_time)
 {
 	setup_with(body, 100, 1000, false);
