@@ -685,6 +685,17 @@ static void session_pushback(struct session *s)
 	budget_pause(d->own, s->w->now + pause);
 }
 
+/* connection_gone - the session's connection is closed: it no longer counts as open
+ * on its destination, and its TLS state goes (its session kept for resumption). */
+static void connection_gone(struct session *s)
+{
+	if (s->greeted) {
+		s->dest->nopen--;
+		s->greeted = false;
+	}
+	tls_end(s);
+}
+
 /* settle - once a closing session has nothing in flight: close the socket,
  * then fail over, reconnect for more work, or release the session. */
 static void settle(struct session *s)
@@ -701,11 +712,7 @@ static void settle(struct session *s)
 	}
 	bool was_greeted = s->greeted;
 	session_pushback(s);
-	if (s->greeted) {
-		s->dest->nopen--;
-		s->greeted = false;
-	}
-	tls_end(s);
+	connection_gone(s);
 	if (!was_greeted && failover(s)) {
 		session_connect(s);
 		return;
@@ -842,11 +849,7 @@ static void abandon_sessions(struct worker *w, const char *why)
 		if (s->fd >= 0)
 			close(s->fd); /* the ring keeps its own reference until ring_exit */
 		s->fd = -1;
-		if (s->greeted) {
-			s->dest->nopen--;
-			s->greeted = false;
-		}
-		tls_end(s);
+		connection_gone(s);
 		session_release(s);
 	}
 }
