@@ -12,16 +12,21 @@ static char g_msg[9000];
 static size_t g_len;
 static char g_path[4096];
 
+/* stop_now - say what happened and exit 1 (async-signal-safe: write and _exit only). */
+static void stop_now(void)
+{
+	ssize_t w = write(2, g_msg, g_len);
+	(void)w;
+	_exit(1);
+}
+
 /* on_sigbus - a fault in the mapping: say so and exit; any other: the default action. */
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
 	(void)uc;
 	uintptr_t a = (uintptr_t)si->si_addr;
-	if (a >= g_base && a < g_end) {
-		ssize_t w = write(2, g_msg, g_len); /* async-signal-safe, unlike stdio */
-		(void)w;
-		_exit(1);
-	}
+	if (a >= g_base && a < g_end)
+		stop_now();
 	signal(sig, SIG_DFL); /* not ours: the fault repeats and takes its default action */
 }
 
@@ -50,9 +55,6 @@ void jobguard_arm(const char *base, size_t size, const char *path, const char *r
 void jobguard_check(void)
 {
 	struct stat st;
-	if (g_end > g_base && stat(g_path, &st) == 0 && (uintptr_t)st.st_size < g_end - g_base) {
-		ssize_t w = write(2, g_msg, g_len);
-		(void)w;
-		_exit(1);
-	}
+	if (g_end > g_base && stat(g_path, &st) == 0 && (uintptr_t)st.st_size < g_end - g_base)
+		stop_now();
 }
