@@ -33,6 +33,14 @@
                              * a query only waits or fails for a while (retried) */
 
 static volatile sig_atomic_t g_signals;
+static volatile sig_atomic_t g_report;
+
+/* on_report - SIGUSR1: print a progress line at the next tick (as dd does). */
+static void on_report(int sig)
+{
+	(void)sig;
+	g_report = 1;
+}
 
 /* on_signal - first SIGINT/SIGTERM/SIGHUP: stop taking recipients; second SIGINT: exit now. */
 static void on_signal(int sig)
@@ -43,8 +51,8 @@ static void on_signal(int sig)
 }
 
 /* install_signals - SIGINT/SIGTERM/SIGHUP handlers (a closed terminal stops the run
- * cleanly, like SIGTERM, unless SIGHUP was ignored, as under nohup); SIGPIPE ignored
- * (sends use MSG_NOSIGNAL too). */
+ * cleanly, like SIGTERM, unless SIGHUP was ignored, as under nohup); SIGUSR1 prints a
+ * progress line; SIGPIPE ignored (sends use MSG_NOSIGNAL too). */
 static void install_signals(void)
 {
 	struct sigaction sa;
@@ -56,6 +64,8 @@ static void install_signals(void)
 	struct sigaction old;
 	if (sigaction(SIGHUP, NULL, &old) == 0 && old.sa_handler != SIG_IGN) /* nohup: stays ignored */
 		sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_report;
+	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -493,7 +503,7 @@ static int cmd_send(int argc, char **argv)
 	jobguard_arm(r.job.map, r.job.size, r.job.path, r.results);
 	struct engine_stats *st = calloc(r.cfg.threads, sizeof *st);
 	struct progress p = { .st = st, .threads = r.cfg.threads, .t0 = clock_ms_precise(),
-		.live = !r.o.quiet && isatty(2) };
+		.live = !r.o.quiet && isatty(2), .report = &g_report };
 	if (!st)
 		return 1;
 	p.last = p.t0;

@@ -31,14 +31,18 @@ static uint64_t done_of(const struct totals *t)
 	return t->delivered + t->bounced + t->deferred + t->failed;
 }
 
-/* stats_tick - one live line per second on stderr. */
+/* stats_tick - one live line per second on stderr; one plain line when asked (SIGUSR1). */
 void stats_tick(void *arg)
 {
 	struct progress *p = arg;
 	int64_t now = clock_ms_precise();
-	if (!p->live || now - p->last < 1000)
+	bool asked = p->report && *p->report;
+	if (!asked && (!p->live || now - p->last < 1000))
 		return;
-	p->last = now;
+	if (asked)
+		*p->report = 0;
+	else
+		p->last = now;
 	struct totals t;
 	stats_sum(p, &t);
 	uint64_t done = done_of(&t);
@@ -49,12 +53,13 @@ void stats_tick(void *arg)
 		snprintf(left, sizeof left, "%.0fs", (double)(p->total - done) / rate);
 	else if (p->total && done >= p->total)
 		snprintf(left, sizeof left, "0s");
-	fprintf(stderr, "\r\033[Ksent %llu  delivered %llu  bounced %llu  deferred %llu  "
-	        "failed %llu  in flight %llu (retry pending %llu)  %.0f msgs/s  left ~%s",
+	fprintf(stderr, "%ssent %llu  delivered %llu  bounced %llu  deferred %llu  "
+	        "failed %llu  in flight %llu (retry pending %llu)  %.0f msgs/s  left ~%s%s",
+	        asked ? (p->live ? "\r\033[Kvolley: " : "volley: ") : "\r\033[K",
 	        (unsigned long long)done, (unsigned long long)t.delivered,
 	        (unsigned long long)t.bounced, (unsigned long long)t.deferred,
 	        (unsigned long long)t.failed, (unsigned long long)t.inflight,
-	        (unsigned long long)t.retrying, rate, left);
+	        (unsigned long long)t.retrying, rate, left, asked ? "\n" : "");
 	fflush(stderr);
 }
 

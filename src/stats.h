@@ -3,6 +3,7 @@
 #define VOLLEY_STATS_H
 #include <stdbool.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include "engine.h"
 
@@ -22,6 +23,7 @@ struct progress {
 	int64_t t0;                  /* ms at start */
 	int64_t last;                /* ms of the last progress line */
 	bool live;                   /* print the live line (stderr is a terminal, not --quiet) */
+	volatile sig_atomic_t *report; /* set (by SIGUSR1): print one progress line now, as a line */
 };
 
 /* stats_sum - add up every thread's counters. */

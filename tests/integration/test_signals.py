@@ -1,10 +1,13 @@
 #!/usr/bin/python3
 """test_signals.py - SIGINT/SIGTERM/SIGHUP: finish what is in flight, QUIT, and give
 every recipient exactly one result line; exit status 1 (the run did not complete).
+A SIGHUP that was ignored at start (nohup) stays ignored; SIGUSR1 prints a progress
+line and changes nothing else.
 
 The sink delays its DATA replies (smtp-sink -w), so the run is still going when
 the signal arrives."""
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -83,6 +86,31 @@ def test_sighup_ignored_under_nohup():
         check_one_result_per_line(results, rcpt_lines(job))
         check(all(r["status"] == "delivered" for r in results), "every recipient delivered",
               f"{[r for r in results if r['status'] != 'delivered'][:2]}")
+
+
+def test_sigusr1_prints_progress():
+    """SIGUSR1 asks for a progress line (as dd does), also when stderr is not a
+    terminal; the run goes on and completes."""
+    with tmpdir() as d:
+        job = write_job(d, [f"u{i}@example.org" for i in range(40)], MESSAGE)
+        res = os.path.join(d, "out.jsonl")
+        with SmtpSink(d, options=["-w", "1"]) as sink:
+            p = subprocess.Popen([VOLLEY, "send", "--relay", sink.relay, "--connections", "4",
+                                  "--max-recipients", "10", "--results", res, "--quiet", job],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 start_new_session=True)
+            time.sleep(0.5)
+            p.send_signal(signal.SIGUSR1)
+            try:
+                out, err = p.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                raise Failure("volley did not finish within 60 s")
+        err = err.decode(errors="replace")
+        check_eq(p.returncode, 0, "SIGUSR1: the run completed (exit status 0)")
+        check(re.search(r"^volley: sent \d+  delivered \d+ .* msgs/s", err, re.M),
+              "SIGUSR1: a progress line on stderr", err[-500:])
+        check_one_result_per_line(read_results(res), rcpt_lines(job))
 
 
 def test_grace_period_over():
@@ -195,5 +223,6 @@ def test_sighup():
 
 if __name__ == "__main__":
     run_cases("test_signals", [test_sigint, test_sigterm, test_sighup,
-                               test_sighup_ignored_under_nohup, test_grace_period_over,
+                               test_sighup_ignored_under_nohup, test_sigusr1_prints_progress,
+                               test_grace_period_over,
                                test_stop_with_retries_waiting, test_stop_before_greeting])
