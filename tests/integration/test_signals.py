@@ -62,55 +62,48 @@ def interrupted(sig):
         check(not bad, f"{name}: every recipient not sent is deferred, not attempted", f"{bad[:3]}")
 
 
-def test_sighup_ignored_under_nohup():
-    """Started with SIGHUP ignored (as nohup does), volley keeps it ignored: a hang-up
-    mid-run changes nothing, and the run completes."""
+def signalled_run(sig, extra=(), preexec_fn=None):
+    """signalled_run - 40 recipients through a sink that answers DATA 1 s late; sig
+    0.5 s in; every job line has one result. Returns (exit status, stderr, results)."""
     with tmpdir() as d:
         job = write_job(d, [f"u{i}@example.org" for i in range(40)], MESSAGE)
         res = os.path.join(d, "out.jsonl")
         with SmtpSink(d, options=["-w", "1"]) as sink:
             p = subprocess.Popen([VOLLEY, "send", "--relay", sink.relay, "--connections", "4",
-                                  "--max-recipients", "10", "--results", res, job],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 start_new_session=True,
-                                 preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+                                  "--max-recipients", "10", "--results", res] + list(extra) +
+                                 [job], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 start_new_session=True, preexec_fn=preexec_fn)
             time.sleep(0.5)
-            p.send_signal(signal.SIGHUP)
+            p.send_signal(sig)
             try:
                 out, err = p.communicate(timeout=60)
             except subprocess.TimeoutExpired:
                 p.kill()
                 raise Failure("volley did not finish within 60 s")
-        check_eq(p.returncode, 0, "SIGHUP ignored: the run completed (exit status 0)")
         results = read_results(res)
         check_one_result_per_line(results, rcpt_lines(job))
-        check(all(r["status"] == "delivered" for r in results), "every recipient delivered",
-              f"{[r for r in results if r['status'] != 'delivered'][:2]}")
+        return p.returncode, err.decode(errors="replace"), results
+
+
+def test_sighup_ignored_under_nohup():
+    """Started with SIGHUP ignored (as nohup does), volley keeps it ignored: a hang-up
+    mid-run changes nothing, and the run completes."""
+    rc, err, results = signalled_run(
+        signal.SIGHUP, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    check_eq(rc, 0, "SIGHUP ignored: the run completed (exit status 0)")
+    check(all(r["status"] == "delivered" for r in results), "every recipient delivered",
+          f"{[r for r in results if r['status'] != 'delivered'][:2]}")
 
 
 def test_sigusr1_prints_progress():
     """SIGUSR1 asks for a progress line (as dd does), also when stderr is not a
     terminal; the run goes on and completes."""
-    with tmpdir() as d:
-        job = write_job(d, [f"u{i}@example.org" for i in range(40)], MESSAGE)
-        res = os.path.join(d, "out.jsonl")
-        with SmtpSink(d, options=["-w", "1"]) as sink:
-            p = subprocess.Popen([VOLLEY, "send", "--relay", sink.relay, "--connections", "4",
-                                  "--max-recipients", "10", "--results", res, "--quiet", job],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 start_new_session=True)
-            time.sleep(0.5)
-            p.send_signal(signal.SIGUSR1)
-            try:
-                out, err = p.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                raise Failure("volley did not finish within 60 s")
-        err = err.decode(errors="replace")
-        check_eq(p.returncode, 0, "SIGUSR1: the run completed (exit status 0)")
-        check(re.search(r"^volley: sent \d+  delivered \d+ .* msgs/s", err, re.M),
-              "SIGUSR1: a progress line on stderr", err[-500:])
-        check_one_result_per_line(read_results(res), rcpt_lines(job))
+    rc, err, results = signalled_run(signal.SIGUSR1, extra=["--quiet"])
+    check_eq(rc, 0, "SIGUSR1: the run completed (exit status 0)")
+    check(re.search(r"^volley: sent \d+  delivered \d+ .* msgs/s", err, re.M),
+          "SIGUSR1: a progress line on stderr", err[-500:])
+    check(all(r["status"] == "delivered" for r in results), "every recipient delivered",
+          f"{[r for r in results if r['status'] != 'delivered'][:2]}")
 
 
 def test_grace_period_over():
