@@ -268,6 +268,16 @@ static void no_route(struct worker *w, const struct rcpt *r)
 	emit_fail(w, r, &f, NULL);
 }
 
+/* domain_ask_again - a new MX lookup of the domain from its own name, with r parked
+ * on it meanwhile. */
+static void domain_ask_again(struct worker *w, struct domain *d, const struct rcpt *r)
+{
+	d->cnames = 0;
+	d->lk.name = d->name;
+	rq_push(&w->pool, &d->q, r);
+	resolver_lookup(&w->res, &d->lk, w->now);
+}
+
 /* route_one - queue or park one recipient by its domain (MX mode). */
 static void route_one(struct worker *w, const struct rcpt *r)
 {
@@ -296,19 +306,13 @@ static void route_one(struct worker *w, const struct rcpt *r)
 		emit_fail(w, r, d->fail, NULL);
 	} else if (d->failed) { /* a temporary failure: look the domain up again */
 		d->failed = false;
-		d->cnames = 0;
-		d->lk.name = d->name;
-		rq_push(&w->pool, &d->q, r);
-		resolver_lookup(&w->res, &d->lk, w->now);
+		domain_ask_again(w, d, r);
 	} else if (d->dest && d->dest->down && w->now >= d->mx_expires &&
 	           w->now >= d->dest->down_until) {
 		/* Its MX set is down and its MX answer is old: ask again (the domain may
-		 * have moved), parking the recipient meanwhile. */
+		 * have moved). */
 		d->dest = NULL;
-		d->cnames = 0;
-		d->lk.name = d->name;
-		rq_push(&w->pool, &d->q, r);
-		resolver_lookup(&w->res, &d->lk, w->now);
+		domain_ask_again(w, d, r);
 	} else if (d->dest) {
 		enqueue(w, d->dest, r);
 	} else {
